@@ -1,0 +1,254 @@
+"""``fomc``: the command-line interface, a thin layer over :mod:`fomcodec.codec`.
+
+Exit codes: 0 success, 1 runtime or format error (one line on stderr), 2 usage error,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from fomcodec import bitstream as bs
+from fomcodec.crop import CropBox, parse_crop_box
+from fomcodec.errors import FomcError
+from fomcodec.quantization import QuantizationParams
+
+
+def _fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a FomcError into one line and exit 1, Ctrl-C into exit 130; no tracebacks
+    unless FOMC_DEBUG is set."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except FomcError as exc:
+            if os.environ.get("FOMC_DEBUG"):
+                raise
+            click.echo(f"fomc: error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("fomc: interrupted", err=True)
+            sys.exit(130)
+        except (ValueError, OSError, RuntimeError) as exc:
+            if os.environ.get("FOMC_DEBUG"):
+                raise
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            click.echo(f"fomc: error: {message}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@contextmanager
+def _progress(total: int | None, unit: str, enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A tqdm bar on stderr (hidden when stderr is not a terminal or ``enabled`` is False)."""
+    bar = tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False,
+               disable=None if enabled else True)
+    try:
+        yield bar.update
+    finally:
+        bar.close()
+
+
+def _default_output(src: str, suffix: str) -> Path:
+    return Path(Path(src).name).with_suffix(suffix)
+
+
+def _parse_crop(value: str | None) -> CropBox | None:
+    if value is None or value in ("centre", "center"):
+        return None
+    try:
+        return parse_crop_box(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--crop") from None
+
+
+model_option = click.option("--model", "model", default=None, metavar="NAME|PATH",
+                            help="Registered model name, .safetensors/.yaml path, or an official "
+                                 "FOMM checkpoint (.pth.tar). Default: fomc-small (encode), the "
+                                 "stream's model (decode).")
+config_option = click.option("--config", "config", default=None, metavar="NAME|YAML",
+                             help="Architecture for a checkpoint path (default vox-256).")
+device_option = click.option("--device", default="auto", show_default=True,
+                             help="auto, cpu, cuda or cuda:N.")
+overwrite_option = click.option("-y", "--overwrite", is_flag=True,
+                                help="Overwrite the output file if it exists.")
+quiet_option = click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+
+
+def _load(model: str | None, config: str | None, device: str):
+    from fomcodec.runtime import resolve_device
+    from fomcodec.zoo import DEFAULT_MODEL, load_model
+
+    if model is None and config is None:
+        return None
+    return load_model(model or DEFAULT_MODEL, config=config, device=resolve_device(device))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fomcodec", prog_name="fomc")
+def main() -> None:
+    """fomcodec: low-bitrate talking-head video coding with First Order Motion Model keypoints."""
+
+
+@main.command()
+@click.argument("src", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str),
+              help="Output .fomc file (default: the input's name with .fomc, here).")
+@model_option
+@config_option
+@device_option
+@overwrite_option
+@click.option("-q", "--quality", type=click.IntRange(0, 100), default=None,
+              help="Source image quality, higher is better (default: the image codec's).")
+@click.option("--image-codec", type=click.Choice(["avif", "webp", "jpeg", "png"]), default=None,
+              help="How the source image is coded.")
+@click.option("--crop", "crop", default=None, metavar="centre|X,Y,SIZE",
+              help="Square crop box in source pixels (default: the centre square).")
+@click.option("--value-scale", type=click.IntRange(1), default=10_000, show_default=True,
+              help="Keypoint quantisation factor.")
+@click.option("--jacobian-scale", type=click.IntRange(1), default=1_000, show_default=True,
+              help="Jacobian quantisation factor.")
+@click.option("--motion-stride", type=click.IntRange(1, 255), default=1, show_default=True,
+              help="Send keypoints for every N-th frame; the decoder fills in the rest.")
+@click.option("--absolute", is_flag=True, help="Send absolute keypoints instead of motion "
+                                               "relative to the first frame.")
+@click.option("--adapt-scale", is_flag=True, help="Convex-hull movement-scale adaptation.")
+@click.option("--frames", "max_frames", type=click.IntRange(1), default=None,
+              help="Encode at most this many frames.")
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
+@quiet_option
+@_fail_cleanly
+def encode(src: str, output: str | None, model: str | None, config: str | None, device: str,
+           overwrite: bool, quality: int | None, image_codec: str | None, crop: str | None,
+           value_scale: int, jacobian_scale: int, motion_stride: int, absolute: bool,
+           adapt_scale: bool, max_frames: int | None, batch_size: int, quiet: bool) -> None:
+    """Encode video SRC to a .fomc bitstream."""
+    from fomcodec import image_codec as images
+    from fomcodec.codec import Encoder
+    from fomcodec.fileio import check_output_path
+    from fomcodec.video_io import probe_video
+
+    box = _parse_crop(crop)
+    dst = Path(output) if output else _default_output(src, ".fomc")
+    check_output_path(dst, overwrite)
+    info = probe_video(src)
+    codec = image_codec or images.DEFAULT_CODEC
+    encoder = Encoder(
+        _load(model, config, device), device=device, batch_size=batch_size, image_codec=codec,
+        image_quality=images.DEFAULT_QUALITY if quality is None else quality,
+        quantization=QuantizationParams(value_scale, jacobian_scale), relative=not absolute,
+        adapt_scale=adapt_scale, motion_stride=motion_stride)
+    total = min(filter(None, [info.frame_count, max_frames]), default=None)
+    with _progress(total, "frame", not quiet) as progress:
+        stats = encoder.encode_file(src, dst, crop=box, overwrite=overwrite,
+                                    max_frames=max_frames, progress=progress)
+    if stats.clipped:
+        click.echo(f"fomc: warning: {stats.clipped} motion values exceeded the int16 range and "
+                   "were clipped; lower --value-scale/--jacobian-scale", err=True)
+    if not quiet:
+        click.echo(f"{stats.summary()} -> {dst}", err=True)
+
+
+@main.command()
+@click.argument("src", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str),
+              help="Output video file, .mp4/.mov/.mkv (default: the input's name with .mp4).")
+@model_option
+@config_option
+@device_option
+@overwrite_option
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--bf16/--fp32", "bf16", default=None,
+              help="Generator precision (default: bf16 where the hardware supports it).")
+@quiet_option
+@_fail_cleanly
+def decode(src: str, output: str | None, model: str | None, config: str | None, device: str,
+           overwrite: bool, batch_size: int, bf16: bool | None, quiet: bool) -> None:
+    """Decode a .fomc bitstream SRC to a video file."""
+    from fomcodec.codec import Decoder
+    from fomcodec.fileio import check_output_path
+
+    dst = Path(output) if output else _default_output(src, ".mp4")
+    check_output_path(dst, overwrite)
+    header = bs.load(src).header
+    decoder = Decoder(_load(model, config, device), device=device, batch_size=batch_size,
+                      bf16=bf16)
+    with _progress(header.frame_count, "frame", not quiet) as progress:
+        stats = decoder.decode_file(src, dst, overwrite=overwrite, progress=progress)
+    if not quiet:
+        click.echo(f"{stats.summary()} -> {dst}", err=True)
+
+
+def stream_description(path: str) -> dict[str, Any]:
+    """Everything ``fomc info`` shows about a stream, as a JSON-ready dict."""
+    data = Path(path).read_bytes() if Path(path).is_file() else None
+    stream = bs.load(path)
+    assert data is not None
+    header = stream.header
+    sizes = bs.section_sizes(data)
+    duration = header.frame_count / float(header.fps)
+
+    def kbps(size: int) -> float:
+        return round(size * 8 / 1000 / duration, 3)
+
+    return {
+        "file": str(path), "format_version": bs.FORMAT_VERSION, "bytes": len(data),
+        "width": header.width, "height": header.height, "fps": str(header.fps),
+        "frames": header.frame_count, "duration_s": round(duration, 3),
+        "model": header.model_name, "weights_hash": header.weights_hash.hex(),
+        "keypoints": header.num_kp, "jacobians": header.has_jacobians,
+        "motion": "relative" if header.relative_motion else "absolute",
+        "motion_stride": header.motion_stride, "motion_frames": header.motion_frames,
+        "value_scale": header.quantization.value_scale,
+        "jacobian_scale": header.quantization.jacobian_scale,
+        "adapt_scale": round(header.adapt_scale, 6), "clipped_values": header.clipped,
+        "source_images": [{"codec": img.codec, "bytes": len(img.data)}
+                          for img in stream.source_images],
+        "sizes": sizes, "kbps": kbps(len(data)),
+        "kbps_parts": {k: kbps(v) for k, v in sizes.items()},
+    }
+
+
+@main.command()
+@click.argument("src", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@_fail_cleanly
+def info(src: str, as_json: bool) -> None:
+    """Show the header and sizes of a .fomc bitstream."""
+    desc = stream_description(src)
+    if as_json:
+        click.echo(json.dumps(desc, indent=2))
+        return
+    sizes, parts = desc["sizes"], desc["kbps_parts"]
+    images = ", ".join(f"{i['codec']} {i['bytes']} B" for i in desc["source_images"])
+    lines = [
+        f"{desc['file']}: fomc v{desc['format_version']}, {desc['bytes']} B, "
+        f"{desc['kbps']} kbit/s",
+        f"  video:   {desc['width']}x{desc['height']} @ {desc['fps']} fps, {desc['frames']} frames"
+        f" ({desc['duration_s']} s)",
+        f"  model:   {desc['model']} (weights {desc['weights_hash']}), {desc['keypoints']} "
+        f"keypoints{' + Jacobians' if desc['jacobians'] else ''}",
+        f"  motion:  {desc['motion']}, every {desc['motion_stride']} frame(s), "
+        f"{desc['motion_frames']} frames, x{desc['value_scale']} / x{desc['jacobian_scale']}, "
+        f"scale {desc['adapt_scale']}, {desc['clipped_values']} clipped",
+        f"  image:   {images}",
+        f"  sizes:   image {sizes['image']} B ({parts['image']} kbit/s), motion {sizes['motion']} B"
+        f" ({parts['motion']} kbit/s), header {sizes['header']} B, container {sizes['container']} B",
+    ]
+    click.echo("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

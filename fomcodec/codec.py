@@ -1,0 +1,319 @@
+"""The codec: video file <-> ``.fomc`` bitstream, and the public Python API.
+
+::
+
+    Encoder
+      video --read_frames(crop)--> 256x256 RGB, streamed in batches
+        frame 0 --image_codec--> source image --decode--> kp_detector --> kp_source
+        every frame --kp_detector (fp32)--> kp_driving
+        relative_motion(kp_driving, kp_driving[0]) --quantize (int16)--> bitstream.pack --> .fomc
+
+    Decoder
+      .fomc --unpack--> header, source image, int16 motion --dequantize--> motion
+        source --kp_detector (fp32)--> kp_source;  source --generator.encode_source--> features
+        motion --apply_relative_motion(kp_source)--> kp per frame (in-between frames interpolated
+        when motion_stride > 1) --generator.decode (bf16)--> frames --VideoWriter--> .mp4
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fomcodec import bitstream as bs
+from fomcodec.crop import CropBox
+from fomcodec.errors import FomcError, InputError, ModelMismatchError
+from fomcodec.fileio import check_output_path, write_bytes_atomic
+from fomcodec.image_codec import DEFAULT_CODEC, DEFAULT_QUALITY, decode_image, encode_image
+from fomcodec.motion import apply_relative_motion, movement_scale, relative_motion
+from fomcodec.nets.fomm import FOMM
+from fomcodec.nets.keypoint_detector import Keypoints
+from fomcodec.quantization import QuantizationParams, dequantize_motion, quantize_motion
+from fomcodec.runtime import autocast, bf16_supported, resolve_device
+from fomcodec.video_io import VideoWriter, iter_batches, probe_video, read_frames
+from fomcodec.zoo import DEFAULT_MODEL, load_model
+
+ModelSpec = str | os.PathLike | FOMM
+ProgressCallback = Callable[[int], None]
+
+
+def _to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float() / 255
+
+
+def _to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) float in [0, 1] -> (B, H, W, 3) uint8."""
+    return (frames.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _resolve_model(model: ModelSpec | None, device: torch.device) -> FOMM:
+    if isinstance(model, FOMM):
+        return model.to(device).eval()
+    return load_model(DEFAULT_MODEL if model is None else model, device=device)
+
+
+@dataclass
+class CodingStats:
+    """What one encode or decode did; ``summary()`` is the CLI's closing line."""
+
+    action: str
+    frames: int
+    fps: Fraction
+    total_bytes: int
+    sizes: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    clipped: int = 0
+
+    @property
+    def duration(self) -> float:
+        return self.frames / float(self.fps)
+
+    def kbps(self, part: str | None = None) -> float:
+        """Bit rate of the whole stream, or of one part (``image``, ``motion``...)."""
+        size = self.total_bytes if part is None else self.sizes.get(part, 0)
+        return size * 8 / 1000 / self.duration if self.duration > 0 else 0.0
+
+    def summary(self) -> str:
+        speed = self.frames / self.seconds if self.seconds > 0 else float("inf")
+        parts = ", ".join(f"{k} {self.sizes[k]} B" for k in ("image", "motion") if k in self.sizes)
+        line = (f"{self.action} {self.frames} frames ({self.duration:.2f} s) -> "
+                f"{self.total_bytes} B, {self.kbps():.2f} kbit/s ({parts}) "
+                f"in {self.seconds:.1f} s, {speed:.1f} frames/s")
+        if self.clipped:
+            line += f"; {self.clipped} values clipped to the int16 range"
+        return line
+
+
+class Encoder:
+    """Turns frames into a :class:`~fomcodec.bitstream.Bitstream`.
+
+    ::
+
+        frames --kp_detector--> keypoints --relative_motion--> quantize --> pack
+        frame 0 --image codec--> source image
+    """
+
+    def __init__(self, model: ModelSpec | None = None, device: str | torch.device | None = "auto",
+                 batch_size: int = 16, image_codec: str = DEFAULT_CODEC,
+                 image_quality: int = DEFAULT_QUALITY,
+                 quantization: QuantizationParams | None = None, relative: bool = True,
+                 adapt_scale: bool = False, motion_stride: int = 1) -> None:
+        if batch_size < 1 or motion_stride < 1:
+            raise ValueError("batch_size and motion_stride must be positive")
+        self.device = resolve_device(device)
+        self.model = _resolve_model(model, self.device)
+        self.batch_size = batch_size
+        self.image_codec = image_codec
+        self.image_quality = image_quality
+        self.quantization = quantization or QuantizationParams()
+        self.relative = relative
+        self.adapt_scale = adapt_scale
+        self.motion_stride = motion_stride
+
+    @torch.no_grad()
+    def _keypoints(self, frames: np.ndarray) -> Keypoints:
+        return self.model.kp_detector(_to_tensor(frames, self.device)).to("cpu")
+
+    def encode_frames(self, frames: Iterable[np.ndarray], fps: Fraction,
+                      progress: ProgressCallback | None = None) -> bs.Bitstream:
+        """Encode an iterable of (S, S, 3) uint8 RGB frames at the model's size S."""
+        size = self.model.config.image_size
+        source: bs.EncodedImage | None = None
+        collected: list[Keypoints] = []
+        frame_count = 0
+        for batch in iter_batches(frames, self.batch_size):
+            if batch.shape[1:] != (size, size, 3):
+                raise InputError(f"frames must be {size}x{size} RGB, got {batch.shape[1:]}")
+            if source is None:
+                source = encode_image(batch[0], self.image_codec, self.image_quality)
+            first_index = -frame_count % self.motion_stride
+            kept = batch[first_index::self.motion_stride]
+            if len(kept):
+                collected.append(self._keypoints(kept))
+            frame_count += len(batch)
+            if progress:
+                progress(len(batch))
+        if source is None:
+            raise InputError("the video has no frames")
+        kp_driving = Keypoints(
+            torch.cat([k.value for k in collected]),
+            None if collected[0].jacobian is None else torch.cat([k.jacobian for k in collected]))
+        scale = 1.0
+        if self.relative:
+            if self.adapt_scale:
+                decoded = _to_tensor(decode_image(source)[None], self.device)
+                with torch.no_grad():
+                    kp_source = self.model.kp_detector(decoded).to("cpu")
+                scale = movement_scale(kp_source, kp_driving[0])
+            motion = relative_motion(kp_driving, kp_driving[0])
+        else:
+            motion = kp_driving
+        quantized = quantize_motion(
+            motion.value.numpy(), None if motion.jacobian is None else motion.jacobian.numpy(),
+            self.quantization)
+        header = bs.StreamHeader(
+            width=size, height=size, fps=Fraction(fps), frame_count=frame_count,
+            model_name=self.model.model_name, weights_hash=self.model.weights_hash,
+            num_kp=self.model.config.num_kp, relative_motion=self.relative,
+            has_jacobians=quantized.jacobians is not None, motion_stride=self.motion_stride,
+            quantization=self.quantization, adapt_scale=scale, clipped=quantized.clipped)
+        return bs.Bitstream(header=header, source_images=[source], motion=quantized)
+
+    def encode_file(self, src: str | os.PathLike, dst: str | os.PathLike,
+                    crop: CropBox | None = None, overwrite: bool = False,
+                    max_frames: int | None = None,
+                    progress: ProgressCallback | None = None) -> CodingStats:
+        """Encode a video file to a ``.fomc`` file (written atomically)."""
+        started = time.perf_counter()
+        check_output_path(dst, overwrite)
+        info = probe_video(src)
+        frames = read_frames(src, self.model.config.image_size, crop, max_frames)
+        stream = self.encode_frames(frames, info.fps, progress)
+        data = bs.pack(stream)
+        write_bytes_atomic(dst, data, overwrite)
+        return CodingStats("encoded", stream.header.frame_count, stream.header.fps, len(data),
+                           bs.section_sizes(data), time.perf_counter() - started,
+                           stream.motion.clipped)
+
+
+def _interpolate_motion(motion: Keypoints, stride: int, frame_count: int) -> Keypoints:
+    """Motion for every output frame from motion sent every ``stride`` frames: linear
+    interpolation of values and Jacobians between neighbours, the last one held."""
+    if stride == 1:
+        return motion
+    sent = motion.value.shape[0]
+    position = torch.arange(frame_count, dtype=torch.float32) / stride
+    lower = position.floor().long().clamp(max=sent - 1)
+    upper = (lower + 1).clamp(max=sent - 1)
+    weight = (position - lower).clamp(0, 1)
+
+    def blend(x: torch.Tensor) -> torch.Tensor:
+        w = weight.view(-1, *([1] * (x.dim() - 1)))
+        return x[lower] * (1 - w) + x[upper] * w
+
+    return Keypoints(blend(motion.value),
+                     None if motion.jacobian is None else blend(motion.jacobian))
+
+
+class Decoder:
+    """Regenerates frames from a :class:`~fomcodec.bitstream.Bitstream`.
+
+    ::
+
+        source image --kp_detector--> kp_source,  --encode_source--> features (once)
+        motion --apply_relative_motion--> kp_driving --generator.decode (bf16)--> frames
+    """
+
+    def __init__(self, model: ModelSpec | None = None, device: str | torch.device | None = "auto",
+                 batch_size: int = 8, bf16: bool | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be positive")
+        self.device = resolve_device(device)
+        self._model_spec = model
+        self._model: FOMM | None = model if isinstance(model, FOMM) else None
+        self.batch_size = batch_size
+        self.bf16 = bf16_supported(self.device) if bf16 is None else bf16
+
+    def model_for(self, header: bs.StreamHeader) -> FOMM:
+        """The decoder's model, loaded by the stream's model name unless one was given;
+        :class:`ModelMismatchError` unless its weights are those the stream was made with."""
+        if self._model is None:
+            spec = self._model_spec if self._model_spec is not None else header.model_name
+            self._model = _resolve_model(spec, self.device)
+            if self.device.type == "cpu":
+                self._model.generator.to(memory_format=torch.channels_last)
+        model = self._model
+        if model.weights_hash != header.weights_hash:
+            raise ModelMismatchError(
+                f"stream was made with model '{header.model_name}' (weights "
+                f"{header.weights_hash.hex()}), but the decoder has '{model.model_name}' "
+                f"(weights {model.weights_hash.hex()}); pass the encoder's model with --model")
+        if model.config.num_kp != header.num_kp:
+            raise ModelMismatchError(f"stream has {header.num_kp} keypoints, model "
+                                     f"'{model.model_name}' {model.config.num_kp}")
+        return model
+
+    @torch.no_grad()
+    def decode_stream(self, stream: bs.Bitstream,
+                      progress: ProgressCallback | None = None) -> Iterator[np.ndarray]:
+        """Yield decoded (H, W, 3) uint8 batches of frames, ``batch_size`` at a time."""
+        header = stream.header
+        model = self.model_for(header)
+        source_rgb = decode_image(stream.source_images[0])
+        size = model.config.image_size
+        if source_rgb.shape[:2] != (size, size):
+            raise FomcError(f"source image is {source_rgb.shape[1]}x{source_rgb.shape[0]}, "
+                            f"model '{model.model_name}' works at {size}x{size}")
+        source = _to_tensor(source_rgb[None], self.device)
+        kp_source = model.kp_detector(source)
+        values, jacobians = dequantize_motion(stream.motion, header.quantization)
+        motion = Keypoints(torch.from_numpy(values),
+                           None if jacobians is None else torch.from_numpy(jacobians))
+        motion = _interpolate_motion(motion, header.motion_stride, header.frame_count)
+        generator = model.generator
+        source_in = source.contiguous(memory_format=torch.channels_last) \
+            if self.device.type == "cpu" else source
+        with autocast(self.device, self.bf16):
+            features = generator.encode_source(source_in)
+            small = (generator.dense_motion_network.downsample(source_in)
+                     if generator.dense_motion_network is not None else None)
+        for start in range(0, header.frame_count, self.batch_size):
+            chunk = motion[start:start + self.batch_size].to(self.device)
+            if header.relative_motion:
+                kp_driving = apply_relative_motion(chunk, kp_source, header.adapt_scale)
+            else:
+                kp_driving = chunk
+            with autocast(self.device, self.bf16):
+                out = generator.decode(source_in, features, kp_driving, kp_source, small)
+            frames = _to_uint8(out["prediction"])
+            if progress:
+                progress(len(frames))
+            yield frames
+
+    def decode_file(self, src: str | os.PathLike, dst: str | os.PathLike,
+                    overwrite: bool = False,
+                    progress: ProgressCallback | None = None) -> CodingStats:
+        """Decode a ``.fomc`` file to a video file (written atomically)."""
+        started = time.perf_counter()
+        check_output_path(dst, overwrite)
+        data = _read_stream_bytes(src)
+        stream = bs.unpack(data)
+        header = stream.header
+        self.model_for(header)
+        with VideoWriter(dst, header.fps, (header.width, header.height), overwrite) as writer:
+            for frames in self.decode_stream(stream, progress):
+                writer.write(frames)
+        return CodingStats("decoded", header.frame_count, header.fps, len(data),
+                           bs.section_sizes(data), time.perf_counter() - started, header.clipped)
+
+
+def _read_stream_bytes(path: str | os.PathLike) -> bytes:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def encode(src: str | os.PathLike, dst: str | os.PathLike, model: ModelSpec | None = None,
+           crop: CropBox | None = None, overwrite: bool = False, **options) -> CodingStats:
+    """Encode video file ``src`` to ``.fomc`` file ``dst``; ``options`` go to :class:`Encoder`."""
+    return Encoder(model, **options).encode_file(src, dst, crop=crop, overwrite=overwrite)
+
+
+def decode(src: str | os.PathLike, dst: str | os.PathLike, model: ModelSpec | None = None,
+           overwrite: bool = False, **options) -> CodingStats:
+    """Decode ``.fomc`` file ``src`` to video file ``dst``; ``options`` go to :class:`Decoder`."""
+    return Decoder(model, **options).decode_file(src, dst, overwrite=overwrite)

@@ -1,0 +1,109 @@
+"""Model configuration: dataclasses read from YAML in the authors' ``model_params`` layout."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fomcodec.errors import ModelError
+
+
+@dataclass
+class KeypointDetectorConfig:
+    block_expansion: int = 32
+    max_features: int = 1024
+    num_blocks: int = 5
+    temperature: float = 0.1
+    scale_factor: float = 0.25
+
+
+@dataclass
+class DenseMotionConfig:
+    block_expansion: int = 64
+    max_features: int = 1024
+    num_blocks: int = 5
+    scale_factor: float = 0.25
+
+
+@dataclass
+class GeneratorConfig:
+    block_expansion: int = 64
+    max_features: int = 512
+    num_down_blocks: int = 2
+    num_bottleneck_blocks: int = 6
+    estimate_occlusion_map: bool = True
+    dense_motion: DenseMotionConfig = field(default_factory=DenseMotionConfig)
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to build a FOMM model (defaults: the authors' vox-256)."""
+
+    name: str = "vox-256"
+    num_kp: int = 10
+    num_channels: int = 3
+    estimate_jacobian: bool = True
+    image_size: int = 256
+    align_corners: bool = False
+    kp_detector: KeypointDetectorConfig = field(default_factory=KeypointDetectorConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    training: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], name: str | None = None) -> ModelConfig:
+        """Build from a parsed YAML document (``model_params`` + optional ``fomcodec`` keys)."""
+        try:
+            params = data["model_params"]
+            common = params.get("common_params", {})
+            kp = dict(params.get("kp_detector_params", {}))
+            gen = dict(params.get("generator_params", {}))
+            dense = gen.pop("dense_motion_params", None)
+            if dense is None:
+                raise ModelError("generator_params.dense_motion_params is required")
+            extra = data.get("fomcodec", {}) or {}
+            return cls(
+                name=name or extra.get("name") or "unnamed",
+                num_kp=int(common.get("num_kp", 10)),
+                num_channels=int(common.get("num_channels", 3)),
+                estimate_jacobian=bool(common.get("estimate_jacobian", True)),
+                image_size=int(extra.get("image_size", 256)),
+                align_corners=bool(extra.get("align_corners", False)),
+                kp_detector=KeypointDetectorConfig(**kp),
+                generator=GeneratorConfig(dense_motion=DenseMotionConfig(**dense), **gen),
+                training=dict(data.get("train_params", {}) or {}),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelError(f"invalid model config: {exc}") from exc
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ModelConfig:
+        """Read a config file; the model's name defaults to the file's stem."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ModelError(f"cannot read model config {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ModelError(f"model config {path} is not a mapping")
+        extra = data.get("fomcodec") or {}
+        return cls.from_dict(data, name=extra.get("name") or path.stem)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML document this config reads back from."""
+        gen = dataclasses.asdict(self.generator)
+        gen["dense_motion_params"] = gen.pop("dense_motion")
+        return {
+            "fomcodec": {"name": self.name, "image_size": self.image_size,
+                         "align_corners": self.align_corners},
+            "model_params": {
+                "common_params": {"num_kp": self.num_kp, "num_channels": self.num_channels,
+                                  "estimate_jacobian": self.estimate_jacobian},
+                "kp_detector_params": dataclasses.asdict(self.kp_detector),
+                "generator_params": gen,
+            },
+            "train_params": dict(self.training),
+        }

@@ -1,0 +1,39 @@
+"""Where and how networks run: device choice, bf16 autocast, thread settings."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from fomcodec.errors import FomcError
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"``/None picks CUDA when available, else the CPU; anything else is checked."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise FomcError(f"unknown device '{device}'") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise FomcError(f"device '{device}' requested but CUDA is not available")
+    return resolved
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast is fast here (AVX-512 BF16/AMX CPUs, Ampere+ GPUs)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.backends.mkldnn.is_available()
+                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on ``device`` when ``enabled``, else a no-op."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)

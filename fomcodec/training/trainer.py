@@ -1,0 +1,211 @@
+"""FOMM training loop: reconstruction + equivariance losses, resumable checkpoints, validation
+on held-out people, export of the best weights as safetensors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fomcodec.motion import apply_relative_motion, relative_motion
+from fomcodec.nets.config import ModelConfig
+from fomcodec.nets.fomm import FOMM
+from fomcodec.training.dataset import FramePairSampler, build_frame_cache, load_split
+from fomcodec.training.losses import (
+    ImagePyramid,
+    equivariance_losses,
+    ms_ssim_loss,
+    pyramid_l1,
+)
+from fomcodec.training.transforms import RandomTPS
+from fomcodec.zoo import save_weights
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters (FOMM's vox-256 recipe where it applies)."""
+
+    steps: int = 100_000
+    batch_size: int = 4
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25, 0.125])
+    weight_l1: float = 10.0
+    weight_ms_ssim: float = 5.0
+    weight_equivariance_value: float = 10.0
+    weight_equivariance_jacobian: float = 10.0
+    sigma_affine: float = 0.05
+    sigma_tps: float = 0.005
+    points_tps: int = 5
+    bf16: bool = True
+    log_every: int = 10
+    checkpoint_every: int = 200
+    validate_every: int = 500
+    validation_frames: int = 24
+    seed: int = 0
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = torch.mean((a.float() - b.float()) ** 2).item()
+    return 99.0 if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+@torch.no_grad()
+def validate(model: FOMM, clips: list[np.ndarray], frames_per_clip: int,
+             bf16: bool) -> dict[str, float]:
+    """Self-reconstruction from each clip's first frame (the codec's use): mean PSNR of the
+    generated frames and of the repeat-the-source baseline."""
+    model.eval()
+    ours, baseline = [], []
+    for frames in clips:
+        index = np.linspace(0, len(frames) - 1, min(frames_per_clip, len(frames))).astype(int)
+        video = torch.from_numpy(frames[index]).permute(0, 3, 1, 2).float() / 255
+        source = video[:1]
+        kp_source = model.kp_detector(source)
+        kp_driving = model.kp_detector(video)
+        kp = apply_relative_motion(relative_motion(kp_driving, kp_driving[0]), kp_source)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            gen = model.generator.decode(source, model.generator.encode_source(source), kp,
+                                         kp_source)
+        ours.append(np.mean([_psnr(p, t) for p, t in zip(gen["prediction"], video, strict=True)]))
+        baseline.append(np.mean([_psnr(source[0], t) for t in video]))
+    model.train()
+    return {"psnr": float(np.mean(ours)), "psnr_repeat_source": float(np.mean(baseline))}
+
+
+class Trainer:
+    """Trains a FOMM model; ``run_dir`` keeps ``checkpoint.pt`` and ``log.jsonl``."""
+
+    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, run_dir: Path,
+                 train_clips: list[np.ndarray], validation_clips: list[np.ndarray]) -> None:
+        self.config = train_config
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(train_config.seed)
+        self.model = FOMM(model_config).train()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr,
+                                          betas=train_config.betas)
+        self.pyramid = ImagePyramid(train_config.scales)
+        self.sampler = FramePairSampler(train_clips, seed=train_config.seed)
+        self.validation_clips = validation_clips
+        self.step = 0
+        self.best_psnr = -math.inf
+        self.elapsed = 0.0
+        self._resume()
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+    def _resume(self) -> None:
+        if not self.checkpoint_path.exists():
+            return
+        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.best_psnr = float(state["best_psnr"])
+        self.elapsed = float(state["elapsed"])
+        self.sampler.rng = np.random.default_rng(self.config.seed + self.step)
+        print(f"resumed from step {self.step}", file=sys.stderr)
+
+    def save_checkpoint(self) -> None:
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                    "step": self.step, "best_psnr": self.best_psnr, "elapsed": self.elapsed,
+                    "train_config": json.dumps(dataclasses.asdict(self.config))}, tmp)
+        os.replace(tmp, self.checkpoint_path)
+
+    def losses(self, source: torch.Tensor, driving: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted loss terms for one batch."""
+        cfg = self.config
+        kp_source = self.model.kp_detector(source)
+        kp_driving = self.model.kp_detector(driving)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            prediction = self.model.generator(source, kp_driving, kp_source)["prediction"]
+        prediction = prediction.float()
+        terms = {"l1": cfg.weight_l1 * pyramid_l1(self.pyramid, prediction, driving)}
+        if cfg.weight_ms_ssim:
+            terms["ms_ssim"] = cfg.weight_ms_ssim * ms_ssim_loss(prediction, driving)
+        transform = RandomTPS(driving.shape[0], cfg.sigma_affine, cfg.sigma_tps, cfg.points_tps)
+        value, jacobian = equivariance_losses(self.model.kp_detector, driving, kp_driving,
+                                              transform)
+        terms["eq_value"] = cfg.weight_equivariance_value * value
+        terms["eq_jacobian"] = cfg.weight_equivariance_jacobian * jacobian
+        return terms
+
+    def train_step(self) -> dict[str, float]:
+        source, driving = self.sampler.sample(self.config.batch_size)
+        terms = self.losses(source, driving)
+        loss = sum(terms.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return {k: float(v) for k, v in terms.items()} | {"loss": float(loss)}
+
+    def run(self, steps: int | None = None, export_path: Path | None = None,
+            time_budget_s: float | None = None) -> None:
+        """Train until ``steps`` (default: the config's) or the time budget runs out."""
+        target = steps or self.config.steps
+        started = time.time()
+        window: list[dict[str, float]] = []
+        window_seconds = 0.0
+        log = (self.run_dir / "log.jsonl").open("a")
+        while self.step < target:
+            t0 = time.time()
+            window.append(self.train_step())
+            window_seconds += time.time() - t0
+            self.elapsed += time.time() - t0
+            if self.step % self.config.log_every == 0:
+                mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+                record = {"step": self.step, "elapsed_s": round(self.elapsed, 1),
+                          "pairs_per_s": len(window) * self.config.batch_size / window_seconds,
+                          **mean}
+                window, window_seconds = [], 0.0
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in record.items()), file=sys.stderr, flush=True)
+            if self.step % self.config.validate_every == 0 and self.validation_clips:
+                metrics = validate(self.model, self.validation_clips,
+                                   self.config.validation_frames, self.config.bf16)
+                log.write(json.dumps({"step": self.step, "validation": metrics}) + "\n")
+                log.flush()
+                print(f"validation step={self.step} {metrics}", file=sys.stderr, flush=True)
+                if metrics["psnr"] > self.best_psnr:
+                    self.best_psnr = metrics["psnr"]
+                    if export_path is not None:
+                        save_weights(self.model.eval(), export_path, extra_metadata={
+                            "step": str(self.step), "validation": json.dumps(metrics),
+                            "train_seconds": str(round(self.elapsed))})
+                        self.model.train()
+            if self.step % self.config.checkpoint_every == 0:
+                self.save_checkpoint()
+            if time_budget_s is not None and time.time() - started > time_budget_s:
+                break
+        self.save_checkpoint()
+        log.close()
+
+
+def train_from_folder(model_config: ModelConfig, train_config: TrainConfig, clips_dir: Path,
+                      split_path: Path, cache_dir: Path, run_dir: Path,
+                      export_path: Path | None, time_budget_s: float | None = None) -> Trainer:
+    """Cache the split's clips from ``clips_dir``, then train (resuming from ``run_dir``)."""
+    split = load_split(split_path)
+    size = model_config.image_size
+    train = [np.load(p, mmap_mode="r") for p in build_frame_cache(
+        [clips_dir / name for name in split["train"]], cache_dir, size)]
+    validation = [np.load(p) for p in build_frame_cache(
+        [clips_dir / name for name in split["validation"]], cache_dir, size)]
+    trainer = Trainer(model_config, train_config, run_dir, train, validation)
+    trainer.run(export_path=export_path, time_budget_s=time_budget_s)
+    return trainer

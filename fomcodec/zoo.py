@@ -1,0 +1,223 @@
+"""Named models: YAML configs and safetensors weights, loaded by name or path (timm style).
+
+A model is found by name in the model folders (``$FOMC_MODELS_DIR``, then the project's
+``models/``): ``NAME.yaml`` holds the config and ``NAME.safetensors`` the weights. A path may
+name a ``.yaml``, a ``.safetensors`` file (config in its metadata, or a YAML beside it), or an
+official FOMM checkpoint (``vox-cpk.pth.tar``), read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+from fomcodec.errors import ModelError
+from fomcodec.nets.config import ModelConfig
+from fomcodec.nets.fomm import FOMM
+
+DEFAULT_MODEL = "fomc-small"
+WEIGHTS_HASH_BYTES = 8
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".tar", ".ckpt")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model: its config file and, where trained weights ship, their file."""
+
+    name: str
+    config_path: Path
+    weights_path: Path | None
+
+
+def model_dirs() -> list[Path]:
+    """Folders searched for named models, in order."""
+    dirs = [Path(p) for p in os.environ.get("FOMC_MODELS_DIR", "").split(os.pathsep) if p]
+    dirs.append(Path(__file__).resolve().parents[1] / "models")
+    return [d for d in dirs if d.is_dir()]
+
+
+def registered_models() -> dict[str, ModelEntry]:
+    """Every model found in :func:`model_dirs` (the first folder wins on a name clash)."""
+    entries: dict[str, ModelEntry] = {}
+    for folder in model_dirs():
+        for config_path in sorted(folder.glob("*.yaml")):
+            name = config_path.stem
+            if name in entries:
+                continue
+            weights = config_path.with_suffix(".safetensors")
+            entries[name] = ModelEntry(name, config_path, weights if weights.is_file() else None)
+    return entries
+
+
+def get_config(name_or_path: str | os.PathLike) -> ModelConfig:
+    """Config of a registered model name, or read from a YAML path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ModelError(f"model config {path} not found")
+        return ModelConfig.from_yaml(path)
+    entries = registered_models()
+    if str(name_or_path) not in entries:
+        known = ", ".join(sorted(entries)) or "none"
+        raise ModelError(f"unknown model '{name_or_path}' (known: {known})")
+    return ModelConfig.from_yaml(entries[str(name_or_path)].config_path)
+
+
+def build_model(config: ModelConfig) -> FOMM:
+    """A model with freshly initialised weights, in eval mode."""
+    return FOMM(config).eval()
+
+
+def weights_hash(model: torch.nn.Module) -> bytes:
+    """Truncated SHA-256 of the weights (names, shapes and float32 values; BatchNorm's
+    ``num_batches_tracked`` counters excluded) identifying them in a bitstream."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        if name.endswith("num_batches_tracked"):
+            continue
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.digest()[:WEIGHTS_HASH_BYTES]
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Flat state_dict (``kp_detector.*``, ``generator.*``) from an official FOMM checkpoint:
+    a ``module.`` prefix is stripped and everything else (discriminator, optimisers) ignored."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad pickle
+        raise ModelError(f"cannot read checkpoint {path}: {exc}".splitlines()[0]) from exc
+    if not isinstance(checkpoint, dict) or not {"kp_detector", "generator"} <= checkpoint.keys():
+        raise ModelError(f"{path} is not a FOMM checkpoint (no kp_detector/generator entries)")
+    state: dict[str, torch.Tensor] = {}
+    for part in ("kp_detector", "generator"):
+        for key, value in checkpoint[part].items():
+            key = key.removeprefix("module.")
+            state[f"{part}.{key}"] = value
+    return state
+
+
+def load_weights_into(model: FOMM, state: dict[str, torch.Tensor], source: str) -> None:
+    """Copy ``state`` into ``model``; every model key must be present with the right shape."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise ModelError(f"{source} does not fit model '{model.config.name}': "
+                         f"{len(missing)} missing entries (e.g. {missing[0]})")
+    wrong = [k for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
+    if wrong:
+        k = wrong[0]
+        raise ModelError(f"{source} does not fit model '{model.config.name}': {k} has shape "
+                         f"{tuple(state[k].shape)}, expected {tuple(own[k].shape)}")
+    model.load_state_dict({k: state[k].to(own[k].dtype) for k in own}, strict=True)
+
+
+def save_weights(model: FOMM, path: str | os.PathLike, half: bool = True,
+                 extra_metadata: dict[str, str] | None = None) -> Path:
+    """Write weights as safetensors (float tensors in fp16 if ``half``) with the config in
+    the metadata, so the file alone is enough to rebuild the model."""
+    tensors = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        if half and tensor.is_floating_point():
+            tensor = tensor.half()
+        tensors[name] = tensor
+    metadata = {"name": model.config.name, "format": "fomcodec-fomm",
+                "config": yaml.safe_dump(model.config.to_dict(), sort_keys=False)}
+    metadata.update(extra_metadata or {})
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+    return path
+
+
+def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata dict of a safetensors file."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError) as exc:
+        raise ModelError(f"cannot read weights {path}: {exc}") from exc
+
+
+def _config_from_safetensors(path: Path) -> ModelConfig:
+    beside = path.with_suffix(".yaml")
+    if beside.is_file():
+        return ModelConfig.from_yaml(beside)
+    meta = read_safetensors_metadata(path)
+    if "config" not in meta:
+        raise ModelError(f"{path} holds no config and has no YAML beside it")
+    return ModelConfig.from_dict(yaml.safe_load(meta["config"]),
+                                 name=meta.get("name") or path.stem)
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError) as exc:
+            raise ModelError(f"cannot read weights {path}: {exc}") from exc
+    return read_checkpoint(path)
+
+
+def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL,
+               config: str | os.PathLike | ModelConfig | None = None,
+               device: str | torch.device = "cpu", pretrained: bool = True) -> FOMM:
+    """Load a model by registered name or path, in eval mode on ``device``.
+
+    ``config`` overrides the architecture (a name, YAML path or :class:`ModelConfig`); for an
+    official checkpoint it defaults to ``vox-256``. With ``pretrained=False`` a named model is
+    built with fresh weights (for tests and speed measurements). The result carries
+    ``model_name`` and ``weights_hash`` attributes.
+    """
+    path = Path(name_or_path)
+    weights: Path | None
+    if path.suffix == ".safetensors" or path.suffix in CHECKPOINT_SUFFIXES:
+        if not path.is_file():
+            raise ModelError(f"weights file {path} not found")
+        weights = path
+        if config is None:
+            config = (_config_from_safetensors(path) if path.suffix == ".safetensors"
+                      else get_config("vox-256"))
+    elif path.suffix in (".yaml", ".yml"):
+        if config is None:
+            config = get_config(path)
+        weights = path.with_suffix(".safetensors")
+        weights = weights if weights.is_file() else None
+    else:
+        entries = registered_models()
+        if str(name_or_path) not in entries:
+            get_config(name_or_path)  # raises the helpful "unknown model" error
+        entry = entries[str(name_or_path)]
+        if config is None:
+            config = entry.config_path
+        weights = entry.weights_path
+    if not isinstance(config, ModelConfig):
+        config = get_config(config)
+    model = build_model(config)
+    if pretrained:
+        if weights is None:
+            raise ModelError(f"model '{config.name}' has no trained weights here; pass a "
+                             "weights file with --model (e.g. an official vox-cpk.pth.tar)")
+        load_weights_into(model, _read_weights(weights), str(weights))
+    model.model_name = config.name
+    model.weights_hash = weights_hash(model)
+    model.weights_path = weights if pretrained else None
+    return model.to(device)
+
+
+def describe_model(model: FOMM) -> str:
+    """One line naming a loaded model, e.g. for logs."""
+    params = sum(p.numel() for p in model.parameters())
+    return json.dumps({"name": model.model_name, "weights": model.weights_hash.hex(),
+                       "parameters": params})
