@@ -182,7 +182,7 @@ def decode(src: str, output: str | None, model: str | None, config: str | None, 
 
     dst = Path(output) if output else _default_output(src, ".mp4")
     check_output_path(dst, overwrite)
-    header = bs.load(src).header
+    header = bs.load(src).header  # fail on a bad stream before loading any model
     decoder = Decoder(_load(model, config, device), device=device, batch_size=batch_size,
                       bf16=bf16)
     with _progress(header.frame_count, "frame", not quiet) as progress:
@@ -191,11 +191,46 @@ def decode(src: str, output: str | None, model: str | None, config: str | None, 
         click.echo(f"{stats.summary()} -> {dst}", err=True)
 
 
+@main.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              default="models/fomc-small.yaml", show_default=True, help="Model config (YAML).")
+@click.option("--data", "clips_dir", type=click.Path(exists=True, file_okay=False),
+              default="../shared/data/clips", show_default=True, help="Folder of raw clips.")
+@click.option("--split", "split_path", type=click.Path(exists=True, dir_okay=False),
+              default="models/splits/shared-data-v1.json", show_default=True,
+              help="JSON naming the training and validation clips.")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default="data/cache",
+              show_default=True, help="Where decoded training frames are kept (never commit).")
+@click.option("--run-dir", type=click.Path(file_okay=False), required=True,
+              help="Checkpoint and log folder; an existing run is resumed.")
+@click.option("--export", "export_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the best validated weights here (safetensors, fp16).")
+@click.option("--steps", type=click.IntRange(1), default=100_000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
+@click.option("--time-budget", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch.")
+@_fail_cleanly
+def train(config_path: str, clips_dir: str, split_path: str, cache_dir: str, run_dir: str,
+          export_path: str | None, steps: int, batch_size: int, time_budget: float | None,
+          threads: int | None) -> None:
+    """Train (or resume training) a FOMM model on a folder of clips."""
+    import torch
+
+    from fomcodec.nets.config import ModelConfig
+    from fomcodec.training.trainer import TrainConfig, train_from_folder
+
+    if threads:
+        torch.set_num_threads(threads)
+    train_from_folder(ModelConfig.from_yaml(config_path),
+                      TrainConfig(steps=steps, batch_size=batch_size, validate_every=250,
+                                  validation_frames=16, checkpoint_every=100),
+                      Path(clips_dir), Path(split_path), Path(cache_dir), Path(run_dir),
+                      Path(export_path) if export_path else None, time_budget_s=time_budget)
+
+
 def stream_description(path: str) -> dict[str, Any]:
     """Everything ``fomc info`` shows about a stream, as a JSON-ready dict."""
-    data = Path(path).read_bytes() if Path(path).is_file() else None
-    stream = bs.load(path)
-    assert data is not None
+    data, stream = bs.read(path)
     header = stream.header
     sizes = bs.section_sizes(data)
     duration = header.frame_count / float(header.fps)
@@ -244,8 +279,9 @@ def info(src: str, as_json: bool) -> None:
         f"{desc['motion_frames']} frames, x{desc['value_scale']} / x{desc['jacobian_scale']}, "
         f"scale {desc['adapt_scale']}, {desc['clipped_values']} clipped",
         f"  image:   {images}",
-        f"  sizes:   image {sizes['image']} B ({parts['image']} kbit/s), motion {sizes['motion']} B"
-        f" ({parts['motion']} kbit/s), header {sizes['header']} B, container {sizes['container']} B",
+        f"  sizes:   image {sizes['image']} B ({parts['image']} kbit/s), "
+        f"motion {sizes['motion']} B ({parts['motion']} kbit/s), "
+        f"header {sizes['header']} B, container {sizes['container']} B",
     ]
     click.echo("\n".join(lines))
 

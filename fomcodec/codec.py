@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -46,12 +45,14 @@ ProgressCallback = Callable[[int], None]
 
 def _to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     """(B, H, W, 3) uint8 -> (B, 3, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float() / 255
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
+    return tensor.permute(0, 3, 1, 2).float() / 255
 
 
 def _to_uint8(frames: torch.Tensor) -> np.ndarray:
     """(B, 3, H, W) float in [0, 1] -> (B, H, W, 3) uint8."""
-    return (frames.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    scaled = (frames.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    return scaled.permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _resolve_model(model: ModelSpec | None, device: torch.device) -> FOMM:
@@ -284,8 +285,7 @@ class Decoder:
         """Decode a ``.fomc`` file to a video file (written atomically)."""
         started = time.perf_counter()
         check_output_path(dst, overwrite)
-        data = _read_stream_bytes(src)
-        stream = bs.unpack(data)
+        data, stream = bs.read(src)
         header = stream.header
         self.model_for(header)
         with VideoWriter(dst, header.fps, (header.width, header.height), overwrite) as writer:
@@ -293,18 +293,6 @@ class Decoder:
                 writer.write(frames)
         return CodingStats("decoded", header.frame_count, header.fps, len(data),
                            bs.section_sizes(data), time.perf_counter() - started, header.clipped)
-
-
-def _read_stream_bytes(path: str | os.PathLike) -> bytes:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path} is a directory")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
 
 
 def encode(src: str | os.PathLike, dst: str | os.PathLike, model: ModelSpec | None = None,

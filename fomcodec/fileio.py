@@ -36,9 +36,9 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     as it was, so a failed run never leaves a partial output behind.
     """
     out = check_output_path(path, overwrite)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{out.name}.", suffix=f".part{out.suffix}", dir=out.parent if str(out.parent) else "."
-    )
+    folder = out.parent if str(out.parent) else Path(".")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f".part{out.suffix}",
+                                    dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -90,10 +90,12 @@ class DenseMotionNetwork(nn.Module):
         batch = kp_driving.value.shape[0]
         small = small.expand(batch, -1, -1, -1)
         height, width = small.shape[2:]
-        heatmap = self.heatmap_representation(height, width, kp_driving, kp_source)
-        motions = self.sparse_motions(height, width, kp_driving, kp_source)
-        deformed = self.deformed_sources(small, motions)
-        hourglass_input = torch.cat([heatmap.to(deformed.dtype), deformed], dim=2)
+        # Keypoint geometry stays in fp32 under bf16 autocast (matmul would be downcast).
+        with torch.autocast(small.device.type, enabled=False):
+            heatmap = self.heatmap_representation(height, width, kp_driving, kp_source)
+            motions = self.sparse_motions(height, width, kp_driving, kp_source)
+            deformed = self.deformed_sources(small.float(), motions)
+        hourglass_input = torch.cat([heatmap, deformed], dim=2)
         prediction = self.hourglass(hourglass_input.view(batch, -1, height, width))
         mask = F.softmax(self.mask(prediction).float(), dim=1)
         deformation = (motions.permute(0, 1, 4, 2, 3) * mask.unsqueeze(2)).sum(dim=1)

@@ -52,13 +52,14 @@ class OcclusionAwareGenerator(nn.Module):
         self.align_corners = align_corners
 
     def deform_input(self, inp: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
-        """Backward-warp ``inp`` by ``deformation`` (resized to ``inp``'s resolution if needed)."""
+        """Backward-warp ``inp`` by ``deformation`` (resized to ``inp``'s resolution if needed),
+        in fp32 whatever the autocast precision: bf16 sampling positions are too coarse."""
         _, h_old, w_old, _ = deformation.shape
         _, _, h, w = inp.shape
         if h_old != h or w_old != w:
             deformation = F.interpolate(deformation.permute(0, 3, 1, 2), size=(h, w),
                                         mode="bilinear").permute(0, 2, 3, 1)
-        return F.grid_sample(inp, deformation.to(inp.dtype), align_corners=self.align_corners)
+        return F.grid_sample(inp.float(), deformation.float(), align_corners=self.align_corners)
 
     def encode_source(self, source_image: torch.Tensor) -> torch.Tensor:
         """Source features before warping; compute once per source image."""

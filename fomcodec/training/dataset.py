@@ -1,4 +1,5 @@
-"""Training frames: clips decoded once to 256x256 uint8 arrays, sampled as (source, driving) pairs."""
+"""Training frames: clips decoded once to 256x256 uint8 arrays, sampled as (source, driving)
+pairs."""
 
 from __future__ import annotations
 
@@ -6,30 +7,18 @@ import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
-from PIL import Image
+
+from fomcodec.video_io import read_frames
 
 ClipReader = Callable[[Path, int], Iterable[np.ndarray]]
 
 
-def centre_square_frames(path: Path, size: int) -> Iterable[np.ndarray]:
-    """Frames of a clip, centre-square cropped and resized to ``size``."""
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            image = frame.to_image()
-            side = min(image.size)
-            left = (image.width - side) // 2
-            top = (image.height - side) // 2
-            image = image.resize((size, size), Image.Resampling.LANCZOS,
-                                 box=(left, top, left + side, top + side))
-            yield np.asarray(image.convert("RGB"))
-
-
 def build_frame_cache(clips: list[Path], cache_dir: Path, size: int = 256,
-                      reader: ClipReader = centre_square_frames) -> list[Path]:
-    """Decode each clip once into ``cache_dir/<stem>.npy``; reuse existing files."""
+                      reader: ClipReader = read_frames) -> list[Path]:
+    """Decode each clip once (centre square, as the encoder reads it) into
+    ``cache_dir/<stem>.npy``; reuse existing files."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     out = []
     for clip in clips:

@@ -23,7 +23,8 @@ class ImagePyramid(torch.nn.Module):
         return [down(x) for down in self.downs]
 
 
-def pyramid_l1(pyramid: ImagePyramid, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def pyramid_l1(pyramid: ImagePyramid, prediction: torch.Tensor,
+               target: torch.Tensor) -> torch.Tensor:
     """Mean L1 distance summed over the pyramid's scales."""
     return sum(F.l1_loss(p, t) for p, t in zip(pyramid(prediction), pyramid(target), strict=True))
 

@@ -150,7 +150,7 @@ class Trainer:
         loss.backward()
         self.optimizer.step()
         self.step += 1
-        return {k: float(v) for k, v in terms.items()} | {"loss": float(loss)}
+        return {k: v.item() for k, v in terms.items()} | {"loss": loss.item()}
 
     def run(self, steps: int | None = None, export_path: Path | None = None,
             time_budget_s: float | None = None) -> None:

@@ -1,0 +1,81 @@
+"""Self-reconstruction quality of a model on held-out clips, through the whole codec.
+
+    python benchmarks/evaluate_model.py [--model fomc-small] [--frames 100]
+        [--split models/splits/shared-data-v1.json] [--markdown docs/model-quality.md]
+
+Each validation clip (people not seen in training) is encoded from its first frame and decoded
+(AVIF source image, int16 motion), then compared frame by frame with the original centre-cropped
+256x256 frames: PSNR, SSIM and MS-SSIM, next to the baseline of repeating the first frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+from pytorch_msssim import ms_ssim, ssim
+
+from fomcodec.codec import Decoder, Encoder
+from fomcodec.video_io import probe_video, read_frames
+from fomcodec.zoo import DEFAULT_MODEL, load_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def frame_metrics(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
+    """Mean PSNR (dB), SSIM and MS-SSIM of two (N, H, W, 3) uint8 stacks."""
+    ref = torch.from_numpy(reference).permute(0, 3, 1, 2).float() / 255
+    cand = torch.from_numpy(candidate).permute(0, 3, 1, 2).float() / 255
+    mse = ((ref - cand) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
+    return {"psnr": float((10 * torch.log10(1 / mse)).mean()),
+            "ssim": float(ssim(ref, cand, data_range=1.0)),
+            "ms_ssim": float(ms_ssim(ref, cand, data_range=1.0))}
+
+
+def evaluate_clip(encoder: Encoder, decoder: Decoder, clip: Path, frames: int) -> dict:
+    original = np.stack(list(read_frames(clip, max_frames=frames)))
+    stream = encoder.encode_frames(iter(original), probe_video(clip).fps or Fraction(25))
+    decoded = np.concatenate(list(decoder.decode_stream(stream)))
+    repeated = np.repeat(original[:1], len(original), axis=0)
+    return {"clip": clip.name, "frames": len(original),
+            "codec": frame_metrics(original, decoded),
+            "repeat_first_frame": frame_metrics(original, repeated)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--split", type=Path, default=REPO / "models/splits/shared-data-v1.json")
+    parser.add_argument("--clips", type=Path, default=REPO.parent / "shared/data/clips")
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--json", type=Path, help="write per-clip results here")
+    parser.add_argument("--markdown", type=Path, help="write the table here")
+    args = parser.parse_args()
+    model = load_model(args.model, device="cpu")
+    encoder, decoder = Encoder(model, device="cpu"), Decoder(model, device="cpu")
+    names = json.loads(args.split.read_text())["validation"]
+    results = [evaluate_clip(encoder, decoder, args.clips / name, args.frames) for name in names]
+    lines = [f"model {model.model_name} (weights {model.weights_hash.hex()}), first "
+             f"{args.frames} frames of {len(results)} held-out clips, 256x256",
+             "", "| clip | PSNR dB | SSIM | MS-SSIM | repeat PSNR | repeat SSIM | repeat MS-SSIM |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results + [{"clip": "**mean**", **{k: {m: float(np.mean([x[k][m] for x in results]))
+                                                   for m in ("psnr", "ssim", "ms_ssim")}
+                                               for k in ("codec", "repeat_first_frame")}}]:
+        c, b = r["codec"], r["repeat_first_frame"]
+        lines.append(f"| {r['clip']} | {c['psnr']:.2f} | {c['ssim']:.3f} | {c['ms_ssim']:.3f} "
+                     f"| {b['psnr']:.2f} | {b['ssim']:.3f} | {b['ms_ssim']:.3f} |")
+    text = "\n".join(lines)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    if args.markdown:
+        args.markdown.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

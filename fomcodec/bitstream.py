@@ -1,0 +1,511 @@
+"""The ``.fomc`` container: one header, source image(s) and the quantised motion.
+
+::
+
+    "FOMC" | version u8 | HEAD | SIMG ... SIMG | MOTN | "END "
+                          each chunk: tag[4] | length u32le | payload | crc32 u32le
+
+    motion int16 (T, K, 2) [+ (T, K, 2, 2)]
+      -> (T, C) int16 -> delta over t (wrap) -> zigzag u16 -> planar (C, T)
+      -> high-byte plane + low-byte plane -> raw LZMA2 -> MOTN payload
+
+The byte-exact format is specified in ``docs/bitstream.md``. Every reading error is a
+:class:`~fomcodec.errors.BitstreamError` (or its subclass
+:class:`~fomcodec.errors.UnsupportedVersionError`); nothing else escapes :func:`unpack`.
+"""
+
+from __future__ import annotations
+
+import lzma
+import math
+import numbers
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from fomcodec.errors import BitstreamError, InputError, UnsupportedVersionError
+from fomcodec.fileio import write_bytes_atomic
+from fomcodec.quantization import QuantizationParams, QuantizedMotion
+
+MAGIC = b"FOMC"
+FORMAT_VERSION = 1
+
+#: Stable ids of source-image codecs in ``SIMG`` chunks; never renumber, only append.
+IMAGE_CODEC_IDS: dict[str, int] = {"png": 0, "jpeg": 1, "webp": 2, "avif": 3}
+_IMAGE_CODEC_NAMES = {v: k for k, v in IMAGE_CODEC_IDS.items()}
+
+#: Largest decompressed motion payload a reader accepts (decompression-bomb guard).
+MAX_MOTION_BYTES = 512 * 1024 * 1024
+MIN_FRAME_SIDE, MAX_FRAME_SIDE = 16, 4096
+U32_MAX = 2**32 - 1
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+TAG_HEAD, TAG_SIMG, TAG_MOTN, TAG_END = b"HEAD", b"SIMG", b"MOTN", b"END "
+_CHUNK_FRAME = 12  # tag + length + crc
+_TAG_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 ")
+
+# width, height, fps num, fps den, frame_count, motion_stride, num_kp, flags,
+# value_scale, jacobian_scale, adapt_scale, clipped, weights_hash, model-name length
+_HEAD = struct.Struct("<HHIIIBBBIIfI8sB")
+FLAG_RELATIVE_MOTION = 0x01
+FLAG_HAS_JACOBIANS = 0x02
+_KNOWN_FLAGS = FLAG_RELATIVE_MOTION | FLAG_HAS_JACOBIANS
+
+_LZMA_PRESET = 9 | lzma.PRESET_EXTREME
+_DECODE_ERRORS = (
+    struct.error,
+    lzma.LZMAError,
+    ValueError,
+    IndexError,
+    KeyError,
+    UnicodeDecodeError,
+    MemoryError,
+    ArithmeticError,
+    EOFError,
+)
+
+
+@dataclass
+class EncodedImage:
+    """One coded source image: ``codec`` is a key of :data:`IMAGE_CODEC_IDS`."""
+
+    codec: str
+    data: bytes
+
+    def __post_init__(self) -> None:
+        if self.codec not in IMAGE_CODEC_IDS:
+            raise ValueError(f"unknown image codec {self.codec!r}; known: {list(IMAGE_CODEC_IDS)}")
+        if not isinstance(self.data, bytes | bytearray | memoryview):
+            raise ValueError(f"image data must be bytes, got {type(self.data).__name__}")
+        self.data = bytes(self.data)
+
+
+def motion_frame_count(frame_count: int, motion_stride: int) -> int:
+    """Frames that carry keypoints: ``ceil(frame_count / motion_stride)``.
+
+    Motion frame ``i`` belongs to output frame ``i * motion_stride``.
+    """
+    return -(-frame_count // motion_stride)
+
+
+@dataclass
+class StreamHeader:
+    """Everything a decoder needs besides the images and the motion (``HEAD`` chunk).
+
+    Only ``adapt_scale`` loses precision on a round trip (it is stored as float32); ``fps``
+    comes back as a normalised :class:`~fractions.Fraction`.
+    """
+
+    width: int
+    height: int
+    fps: Fraction
+    frame_count: int
+    model_name: str
+    weights_hash: bytes
+    num_kp: int
+    relative_motion: bool = True
+    has_jacobians: bool = True
+    motion_stride: int = 1
+    quantization: QuantizationParams = field(default_factory=QuantizationParams)
+    adapt_scale: float = 1.0
+    clipped: int = 0
+
+    @property
+    def motion_frames(self) -> int:
+        """Number of motion frames T: ``ceil(frame_count / motion_stride)``."""
+        return motion_frame_count(self.frame_count, self.motion_stride)
+
+    @property
+    def motion_raw_bytes(self) -> int:
+        """Size of the motion arrays in bytes: ``T * K * (2 + 4 if Jacobians) * 2``."""
+        return self.motion_frames * self.num_kp * (6 if self.has_jacobians else 2) * 2
+
+    def validate(self) -> None:
+        """Raise ValueError unless every field is storable and sane."""
+        _check_int("width", self.width, MIN_FRAME_SIDE, MAX_FRAME_SIDE)
+        _check_int("height", self.height, MIN_FRAME_SIDE, MAX_FRAME_SIDE)
+        if isinstance(self.fps, bool) or not isinstance(self.fps, numbers.Rational):
+            raise ValueError(f"fps must be a Fraction or int, got {type(self.fps).__name__}")
+        fps = Fraction(self.fps)
+        if fps <= 0 or fps.numerator > U32_MAX or fps.denominator > U32_MAX:
+            raise ValueError(f"fps must be > 0 with numerator and denominator < 2**32, got {fps}")
+        _check_int("frame_count", self.frame_count, 1, U32_MAX)
+        _check_int("motion_stride", self.motion_stride, 1, 255)
+        if not isinstance(self.model_name, str):
+            raise ValueError(f"model_name must be a str, got {type(self.model_name).__name__}")
+        name = self.model_name.encode("utf-8")
+        if not 1 <= len(name) <= 255 or not self.model_name.isprintable():
+            raise ValueError(
+                f"model_name must be 1..255 UTF-8 bytes of printable text, got {self.model_name!r}"
+            )
+        if not isinstance(self.weights_hash, bytes) or len(self.weights_hash) != 8:
+            raise ValueError(f"weights_hash must be exactly 8 bytes, got {self.weights_hash!r}")
+        _check_int("num_kp", self.num_kp, 1, 255)
+        if not isinstance(self.quantization, QuantizationParams):
+            raise ValueError("quantization must be a QuantizationParams")
+        for name_ in ("relative_motion", "has_jacobians"):
+            if not isinstance(getattr(self, name_), bool):
+                raise ValueError(f"{name_} must be a bool")
+        scale = self.adapt_scale
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+            raise ValueError(f"adapt_scale must be a float, got {type(scale).__name__}")
+        if not (math.isfinite(scale) and 0 < scale <= FLOAT32_MAX) or _to_f32(scale) == 0:
+            raise ValueError(f"adapt_scale must be finite and > 0 as a float32, got {scale}")
+        if self.motion_raw_bytes > MAX_MOTION_BYTES:
+            raise ValueError(
+                f"motion of {self.motion_raw_bytes} bytes exceeds the limit of {MAX_MOTION_BYTES}"
+            )
+        _check_int("clipped", self.clipped, 0, self.motion_raw_bytes // 2)
+
+
+def _to_f32(x: float) -> float:
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def _check_int(name: str, value: object, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an int, got {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be in {lo}..{hi}, got {value}")
+
+
+@dataclass
+class Bitstream:
+    """A whole ``.fomc`` stream in memory."""
+
+    header: StreamHeader
+    source_images: list[EncodedImage]
+    motion: QuantizedMotion
+
+    def validate(self) -> None:
+        """Raise ValueError unless the header, images and motion agree with each other."""
+        h = self.header
+        if not isinstance(h, StreamHeader):
+            raise ValueError("header must be a StreamHeader")
+        h.validate()
+        if not self.source_images:
+            raise ValueError("a stream needs at least one source image")
+        for img in self.source_images:
+            if not isinstance(img, EncodedImage):
+                raise ValueError("source_images must hold EncodedImage objects")
+            if not img.data:
+                raise ValueError("a source image has no data")
+            if len(img.data) + 1 > U32_MAX:
+                raise ValueError("a source image is too large for one chunk")
+        m = self.motion
+        if not isinstance(m, QuantizedMotion):
+            raise ValueError("motion must be a QuantizedMotion")
+        m.validate()
+        if m.num_kp != h.num_kp:
+            raise ValueError(f"motion has {m.num_kp} keypoints, header.num_kp is {h.num_kp}")
+        if (m.jacobians is not None) != h.has_jacobians:
+            raise ValueError(
+                f"header.has_jacobians is {h.has_jacobians} but motion.jacobians is "
+                f"{'present' if m.jacobians is not None else 'None'}"
+            )
+        if m.num_frames != h.motion_frames:
+            raise ValueError(
+                f"motion has {m.num_frames} frames, the header needs ceil(frame_count "
+                f"{h.frame_count} / motion_stride {h.motion_stride}) = {h.motion_frames}"
+            )
+        if m.clipped != h.clipped:
+            raise ValueError(f"motion.clipped {m.clipped} != header.clipped {h.clipped}")
+
+
+# ---------------------------------------------------------------- header
+
+
+def _pack_header(h: StreamHeader) -> bytes:
+    fps = Fraction(h.fps)
+    flags = (FLAG_RELATIVE_MOTION if h.relative_motion else 0) | (
+        FLAG_HAS_JACOBIANS if h.has_jacobians else 0
+    )
+    name = h.model_name.encode("utf-8")
+    fixed = _HEAD.pack(
+        h.width,
+        h.height,
+        fps.numerator,
+        fps.denominator,
+        h.frame_count,
+        h.motion_stride,
+        h.num_kp,
+        flags,
+        h.quantization.value_scale,
+        h.quantization.jacobian_scale,
+        h.adapt_scale,
+        h.clipped,
+        h.weights_hash,
+        len(name),
+    )
+    return fixed + name
+
+
+def _unpack_header(payload: bytes) -> StreamHeader:
+    if len(payload) < _HEAD.size:
+        raise BitstreamError(f"HEAD payload is {len(payload)} bytes, needs at least {_HEAD.size}")
+    (w, h, num, den, frames, stride, num_kp, flags, vscale, jscale, adapt, clipped, whash,
+     name_len) = _HEAD.unpack_from(payload)  # fmt: skip
+    if len(payload) != _HEAD.size + name_len:
+        raise BitstreamError(
+            f"HEAD payload is {len(payload)} bytes, expected {_HEAD.size + name_len}"
+        )
+    if flags & ~_KNOWN_FLAGS:
+        raise BitstreamError(f"unknown header flag bits 0x{flags & ~_KNOWN_FLAGS:02x}")
+    if num == 0 or den == 0:
+        raise BitstreamError(f"invalid frame rate {num}/{den}")
+    if vscale == 0 or jscale == 0:
+        raise BitstreamError("quantisation scale of zero")
+    try:
+        name = payload[_HEAD.size :].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BitstreamError("model name is not valid UTF-8") from exc
+    header = StreamHeader(
+        width=w,
+        height=h,
+        fps=Fraction(num, den),
+        frame_count=frames,
+        model_name=name,
+        weights_hash=whash,
+        num_kp=num_kp,
+        relative_motion=bool(flags & FLAG_RELATIVE_MOTION),
+        has_jacobians=bool(flags & FLAG_HAS_JACOBIANS),
+        motion_stride=stride,
+        quantization=QuantizationParams(vscale, jscale),
+        adapt_scale=adapt,
+        clipped=clipped,
+    )
+    try:
+        header.validate()
+    except ValueError as exc:
+        raise BitstreamError(f"invalid header: {exc}") from exc
+    return header
+
+
+# ---------------------------------------------------------------- motion
+
+
+def _lzma_filters(raw_size: int, preset: bool) -> list[dict]:
+    # The dictionary never needs to exceed the data: max(4 KiB, raw size) gives the same
+    # stream as the preset's 64 MiB dictionary at a fraction of the memory and setup time.
+    filt: dict = {"id": lzma.FILTER_LZMA2, "dict_size": max(4096, raw_size)}
+    if preset:
+        filt["preset"] = _LZMA_PRESET
+    return [filt]
+
+
+def _motion_channels(motion: QuantizedMotion) -> np.ndarray:
+    """(T, C) int16: per frame, K*2 coordinates then K*4 Jacobian entries."""
+    t = motion.num_frames
+    parts = [motion.values.reshape(t, -1)]
+    if motion.jacobians is not None:
+        parts.append(motion.jacobians.reshape(t, -1))
+    return np.concatenate(parts, axis=1).astype(np.int16)
+
+
+def encode_motion(motion: QuantizedMotion) -> bytes:
+    """Lossless transform + raw LZMA2 of the motion arrays (the ``MOTN`` payload)."""
+    x = _motion_channels(motion).astype(np.int32)
+    d = x.copy()
+    d[1:] = x[1:] - x[:-1]
+    d = ((d & 0xFFFF).astype(np.uint16)).view(np.int16).astype(np.int32)
+    z = (((d << 1) ^ (d >> 15)) & 0xFFFF).astype(np.uint16)
+    planar = np.ascontiguousarray(z.T).ravel()
+    raw = (planar >> 8).astype(np.uint8).tobytes() + (planar & 0xFF).astype(np.uint8).tobytes()
+    return lzma.compress(raw, format=lzma.FORMAT_RAW, filters=_lzma_filters(len(raw), True))
+
+
+def decode_motion(payload: bytes, header: StreamHeader) -> QuantizedMotion:
+    """Inverse of :func:`encode_motion` for the shapes the header declares."""
+    expected = header.motion_raw_bytes
+    if expected > MAX_MOTION_BYTES:
+        raise BitstreamError(f"declared motion size {expected} bytes is beyond the limit")
+    if not payload:
+        raise BitstreamError("empty MOTN payload")
+    dec = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_lzma_filters(expected, False))
+    try:
+        raw = dec.decompress(payload, max_length=expected + 1)
+    except lzma.LZMAError as exc:
+        raise BitstreamError(f"motion data is corrupt: {exc}") from exc
+    if len(raw) != expected or not dec.eof or dec.unused_data:
+        raise BitstreamError(
+            f"motion decompresses to {len(raw)}{'+' if not dec.eof else ''} bytes with "
+            f"{len(dec.unused_data)} trailing, expected exactly {expected}"
+        )
+    t, k = header.motion_frames, header.num_kp
+    n = expected // 2
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    z = (buf[:n].astype(np.int64) << 8) | buf[n:]
+    d = (z >> 1) ^ -(z & 1)
+    x = np.cumsum(d.reshape(-1, t).T, axis=0)
+    x = (x & 0xFFFF).astype(np.uint16).view(np.int16)
+    values = np.ascontiguousarray(x[:, : 2 * k]).reshape(t, k, 2)
+    jac = None
+    if header.has_jacobians:
+        jac = np.ascontiguousarray(x[:, 2 * k :]).reshape(t, k, 2, 2)
+    return QuantizedMotion(values=values, jacobians=jac, clipped=header.clipped)
+
+
+# ---------------------------------------------------------------- chunks
+
+
+def _chunk(tag: bytes, payload: bytes) -> bytes:
+    head = tag + struct.pack("<I", len(payload))
+    return head + payload + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head)))
+
+
+def pack(stream: Bitstream) -> bytes:
+    """Serialise a stream; raises ValueError if it is inconsistent or not storable."""
+    stream.validate()
+    parts = [MAGIC, bytes([FORMAT_VERSION]), _chunk(TAG_HEAD, _pack_header(stream.header))]
+    for img in stream.source_images:
+        parts.append(_chunk(TAG_SIMG, bytes([IMAGE_CODEC_IDS[img.codec]]) + img.data))
+    parts.append(_chunk(TAG_MOTN, encode_motion(stream.motion)))
+    parts.append(_chunk(TAG_END, b""))
+    return b"".join(parts)
+
+
+def _check_preamble(data: bytes) -> None:
+    if not data:
+        raise BitstreamError("empty stream")
+    if data[:4] != MAGIC:
+        if MAGIC.startswith(data):
+            raise BitstreamError("truncated stream: incomplete magic number")
+        raise BitstreamError("not a .fomc stream (bad magic)")
+    if len(data) < 5:
+        raise BitstreamError("truncated stream: no format version byte")
+    if data[4] != FORMAT_VERSION:
+        raise UnsupportedVersionError(
+            f"format version {data[4]} is not supported (this build reads version "
+            f"{FORMAT_VERSION})"
+        )
+
+
+def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
+    _check_preamble(data)
+    sizes = {"container": 5, "header": 0, "image": 0, "motion": 0}
+    pos = 5
+    header: StreamHeader | None = None
+    images: list[EncodedImage] = []
+    motion_payload: bytes | None = None
+    while True:
+        if len(data) - pos < 8:
+            raise BitstreamError(f"truncated stream: chunk header expected at byte {pos}")
+        tag = data[pos : pos + 4]
+        (length,) = struct.unpack_from("<I", data, pos + 4)
+        if not set(tag) <= _TAG_CHARS:
+            raise BitstreamError(f"invalid chunk tag {tag!r} at byte {pos}")
+        end = pos + 8 + length
+        if end + 4 > len(data):
+            raise BitstreamError(f"truncated stream: chunk {tag!r} at byte {pos} is cut short")
+        (crc,) = struct.unpack_from("<I", data, end)
+        if zlib.crc32(data[pos:end]) != crc:
+            raise BitstreamError(f"CRC mismatch in chunk {tag!r} at byte {pos}")
+        payload = data[pos + 8 : end]
+        sizes["container"] += _CHUNK_FRAME
+        pos = end + 4
+        if header is None and tag != TAG_HEAD:
+            raise BitstreamError(f"first chunk must be HEAD, got {tag!r}")
+        if tag == TAG_HEAD:
+            if header is not None:
+                raise BitstreamError("duplicate HEAD chunk")
+            header = _unpack_header(payload)
+            sizes["header"] += len(payload)
+        elif tag == TAG_SIMG:
+            if motion_payload is not None:
+                raise BitstreamError("SIMG chunk after MOTN")
+            if len(payload) < 2:
+                raise BitstreamError("empty SIMG chunk")
+            codec = _IMAGE_CODEC_NAMES.get(payload[0])
+            if codec is None:
+                raise BitstreamError(f"unknown source image codec id {payload[0]}")
+            images.append(EncodedImage(codec, payload[1:]))
+            sizes["image"] += len(payload)
+        elif tag == TAG_MOTN:
+            if motion_payload is not None:
+                raise BitstreamError("duplicate MOTN chunk")
+            if not images:
+                raise BitstreamError("MOTN chunk before any SIMG chunk")
+            motion_payload = payload
+            sizes["motion"] += len(payload)
+        elif tag == TAG_END:
+            if motion_payload is None:
+                raise BitstreamError("END chunk before MOTN chunk")
+            if payload:
+                raise BitstreamError("END chunk must be empty")
+            if pos != len(data):
+                raise BitstreamError(f"{len(data) - pos} bytes of trailing data after END")
+            break
+        elif 0x61 <= tag[0] <= 0x7A:
+            sizes["container"] += len(payload)
+        else:
+            raise BitstreamError(f"unknown critical chunk {tag!r}")
+    motion = decode_motion(motion_payload, header)
+    return Bitstream(header=header, source_images=images, motion=motion), sizes
+
+
+def _parse_safely(data: bytes) -> tuple[Bitstream, dict[str, int]]:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"expected bytes, got {type(data).__name__}")
+    try:
+        return _parse(bytes(data))
+    except BitstreamError:
+        raise
+    except _DECODE_ERRORS as exc:
+        raise BitstreamError(f"malformed stream: {type(exc).__name__}: {exc}") from exc
+
+
+def unpack(data: bytes) -> Bitstream:
+    """Parse and fully check a ``.fomc`` stream.
+
+    Raises:
+        UnsupportedVersionError: the format version is not :data:`FORMAT_VERSION`.
+        BitstreamError: anything else wrong (bad magic, truncation, CRC, bad fields...).
+    """
+    return _parse_safely(data)[0]
+
+
+def section_sizes(data: bytes) -> dict[str, int]:
+    """Bytes per part of a valid stream; the values sum to ``len(data)``.
+
+    Keys: ``container`` (magic, version, chunk framing, END and skipped ancillary chunks),
+    ``header`` (HEAD payload), ``image`` (SIMG payloads, codec byte included), ``motion``
+    (MOTN payload).
+    """
+    return _parse_safely(data)[1]
+
+
+def save(path: str | os.PathLike, stream: Bitstream, overwrite: bool = False) -> int:
+    """Write ``stream`` to ``path`` atomically; returns the number of bytes written."""
+    data = pack(stream)
+    write_bytes_atomic(path, data, overwrite=overwrite)
+    return len(data)
+
+
+def read(path: str | os.PathLike) -> tuple[bytes, Bitstream]:
+    """Read a ``.fomc`` file: its bytes (for sizes) and the parsed stream.
+
+    Raises:
+        InputError: the file is missing or unreadable.
+        BitstreamError: the file is not a valid ``.fomc`` stream.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(MAGIC))
+            if head != MAGIC:
+                raise BitstreamError(f"{os.fspath(path)} is not a .fomc file (bad magic)")
+            data = head + f.read()
+    except OSError as exc:
+        raise InputError(f"cannot read {os.fspath(path)}: {exc.strerror or exc}") from exc
+    try:
+        return data, unpack(data)
+    except BitstreamError as exc:
+        raise type(exc)(f"{os.fspath(path)}: {exc}") from exc
+
+
+def load(path: str | os.PathLike) -> Bitstream:
+    """Read and parse a ``.fomc`` file (see :func:`read`)."""
+    return read(path)[1]

@@ -1,0 +1,145 @@
+"""`fomc` end to end on a synthetic clip with a tiny model, and every bad-input case."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+import torch
+from click.testing import CliRunner
+
+from fomcodec import bitstream as bs
+from fomcodec.cli import main
+from fomcodec.video_io import probe_video
+from fomcodec.zoo import build_model, get_config, save_weights
+
+
+def _tiny_weights(path: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    return save_weights(build_model(get_config("tiny-256")), path)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def weights(workdir: Path) -> Path:
+    return _tiny_weights(workdir / "tiny.safetensors", seed=0)
+
+
+@pytest.fixture(scope="module")
+def encoded(workdir: Path, weights: Path) -> Path:
+    from conftest import synthetic_talking_head
+
+    clip = synthetic_talking_head(workdir / "clip.mp4", frames=20)
+    out = workdir / "clip.fomc"
+    result = run("encode", str(clip), "-o", str(out), "--model", str(weights), "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def assert_clean_failure(result, code: int = 1, match: str = "") -> None:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    if code == 1:
+        assert len(lines) == 1 and lines[0].startswith("fomc: error:"), result.stderr
+        assert match.lower() in lines[0].lower()
+
+
+def test_encode_info_decode_round_trip(workdir: Path, encoded: Path, weights: Path) -> None:
+    info = run("info", str(encoded), "--json")
+    assert info.exit_code == 0
+    desc = json.loads(info.stdout)
+    assert desc["frames"] == 20 and desc["model"] == "tiny-256"
+    assert desc["bytes"] == encoded.stat().st_size == sum(desc["sizes"].values())
+    assert desc["kbps"] == pytest.approx(desc["bytes"] * 8 / 1000 / 0.8, rel=1e-3)
+    text = run("info", str(encoded))
+    assert "motion" in text.stdout and "kbit/s" in text.stdout
+    out = workdir / "decoded.mp4"
+    result = run("decode", str(encoded), "-o", str(out), "--model", str(weights))
+    assert result.exit_code == 0, result.output
+    assert "decoded 20 frames" in result.stderr and "kbit/s" in result.stderr
+    video = probe_video(out)
+    assert (video.width, video.height, video.fps) == (256, 256, Fraction(25))
+
+
+def test_default_output_name_and_overwrite_rules(workdir: Path, encoded: Path, weights: Path,
+                                                 monkeypatch) -> None:
+    monkeypatch.chdir(workdir)
+    target = workdir / "clip.mp4"  # the source clip itself: must not be overwritten silently
+    before = target.read_bytes()
+    result = run("decode", str(encoded), "--model", str(weights))
+    assert_clean_failure(result, match="already exists")
+    assert target.read_bytes() == before
+    again = run("encode", "clip.mp4", "--model", str(weights), "--frames", "3")
+    assert_clean_failure(again, match="-y")
+    forced = run("encode", "clip.mp4", "--model", str(weights), "--frames", "3", "-y")
+    assert forced.exit_code == 0, forced.output
+    assert bs.load(workdir / "clip.fomc").header.frame_count == 3
+
+
+def test_bad_inputs_fail_cleanly_without_output(workdir: Path, weights: Path, not_a_video: Path,
+                                                empty_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.fomc"
+    for bad, match in ((tmp_path / "missing.mp4", "missing.mp4"), (not_a_video, "notes.mp4"),
+                       (empty_file, "empty.mp4")):
+        result = run("encode", str(bad), "-o", str(out), "--model", str(weights))
+        assert_clean_failure(result, match=match)
+        assert not out.exists()
+    no_frames = tmp_path / "no-frames.mp4"
+    with av.open(str(no_frames), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width = stream.height = 64
+    result = run("encode", str(no_frames), "-o", str(out), "--model", str(weights))
+    assert_clean_failure(result, match="frames")
+    assert not out.exists()
+    assert not list(tmp_path.glob(".*part*"))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "version", "garbage"])
+def test_damaged_streams_fail_cleanly_without_output(encoded: Path, weights: Path,
+                                                     tmp_path: Path, damage: str) -> None:
+    data = bytearray(encoded.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) * 2 // 3]
+    elif damage == "flip":
+        data[len(data) // 2] ^= 0x40
+    elif damage == "version":
+        data[4] = 99
+    else:
+        data = bytearray(b"RIFF" + bytes(200))
+    bad = tmp_path / "bad.fomc"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "out.mp4"
+    result = run("decode", str(bad), "-o", str(out), "--model", str(weights))
+    assert_clean_failure(result, match="version" if damage == "version" else "")
+    assert not out.exists()
+    assert_clean_failure(run("info", str(bad)))
+
+
+def test_stream_from_other_weights_is_refused(encoded: Path, tmp_path: Path) -> None:
+    other = _tiny_weights(tmp_path / "other.safetensors", seed=1)
+    out = tmp_path / "out.mp4"
+    result = run("decode", str(encoded), "-o", str(out), "--model", str(other))
+    assert_clean_failure(result, match="weights")
+    assert not out.exists()
+    unknown = run("decode", str(encoded), "-o", str(out))  # tiny-256 ships no weights
+    assert_clean_failure(unknown, match="no trained weights")
+
+
+def test_usage_errors_exit_2(encoded: Path) -> None:
+    assert run("encode").exit_code == 2
+    assert run("encode", str(encoded), "--motion-stride", "0").exit_code == 2
+    assert run("encode", str(encoded), "--crop", "nonsense").exit_code == 2
+    assert run("frobnicate").exit_code == 2
