@@ -48,34 +48,6 @@ class ResBlock2d(nn.Module):
         return out + x
 
 
-class UpBlock2d(nn.Module):
-    """Nearest-neighbour x2 upsampling, then conv, BatchNorm and ReLU."""
-
-    def __init__(self, in_features: int, out_features: int, kernel_size: int | tuple[int, int] = 3,
-                 padding: int | tuple[int, int] = 1) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=padding)
-        self.norm = nn.BatchNorm2d(out_features, affine=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.interpolate(x, scale_factor=2)
-        return F.relu(self.norm(self.conv(out)))
-
-
-class DownBlock2d(nn.Module):
-    """Conv, BatchNorm, ReLU, then 2x2 average pooling."""
-
-    def __init__(self, in_features: int, out_features: int, kernel_size: int | tuple[int, int] = 3,
-                 padding: int | tuple[int, int] = 1) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=padding)
-        self.norm = nn.BatchNorm2d(out_features, affine=True)
-        self.pool = nn.AvgPool2d(kernel_size=(2, 2))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(F.relu(self.norm(self.conv(x))))
-
-
 class SameBlock2d(nn.Module):
     """Conv, BatchNorm and ReLU at constant resolution."""
 
@@ -87,6 +59,25 @@ class SameBlock2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.norm(self.conv(x)))
+
+
+class UpBlock2d(SameBlock2d):
+    """Nearest-neighbour x2 upsampling, then conv, BatchNorm and ReLU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.interpolate(x, scale_factor=2))
+
+
+class DownBlock2d(SameBlock2d):
+    """Conv, BatchNorm, ReLU, then 2x2 average pooling."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int | tuple[int, int] = 3,
+                 padding: int | tuple[int, int] = 1) -> None:
+        super().__init__(in_features, out_features, kernel_size, padding)
+        self.pool = nn.AvgPool2d(kernel_size=(2, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(super().forward(x))
 
 
 def _width(block_expansion: int, max_features: int, level: int) -> int:
