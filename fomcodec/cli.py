@@ -19,6 +19,7 @@ import click
 from tqdm import tqdm
 
 from fomcodec import bitstream as bs
+from fomcodec.commands import batch_command, compare_command
 from fomcodec.crop import CropBox, parse_crop_box
 from fomcodec.errors import FomcError
 from fomcodec.quantization import QuantizationParams
@@ -284,6 +285,10 @@ def info(src: str, as_json: bool) -> None:
         f"header {sizes['header']} B, container {sizes['container']} B",
     ]
     click.echo("\n".join(lines))
+
+
+main.add_command(compare_command)
+main.add_command(batch_command)
 
 
 if __name__ == "__main__":

@@ -229,9 +229,9 @@ class Decoder:
         if self._model is None:
             spec = self._model_spec if self._model_spec is not None else header.model_name
             self._model = _resolve_model(spec, self.device)
-            if self.device.type == "cpu":
-                self._model.generator.to(memory_format=torch.channels_last)
         model = self._model
+        if self.device.type == "cpu":
+            model.generator.to(memory_format=torch.channels_last)
         if model.weights_hash != header.weights_hash:
             raise ModelMismatchError(
                 f"stream was made with model '{header.model_name}' (weights "
