@@ -22,6 +22,7 @@ from fomcodec import bitstream as bs
 from fomcodec.commands import batch_command, compare_command
 from fomcodec.crop import CropBox, parse_crop_box
 from fomcodec.errors import FomcError
+from fomcodec.face_commands import crop_command, prepare_command
 from fomcodec.quantization import QuantizationParams
 
 
@@ -115,8 +116,9 @@ def main() -> None:
               help="Source image quality, higher is better (default: the image codec's).")
 @click.option("--image-codec", type=click.Choice(["avif", "webp", "jpeg", "png"]), default=None,
               help="How the source image is coded.")
-@click.option("--crop", "crop", default=None, metavar="centre|X,Y,SIZE",
-              help="Square crop box in source pixels (default: the centre square).")
+@click.option("--crop", "crop", default=None, metavar="centre|auto|X,Y,SIZE",
+              help="Square crop: the centre square (default), auto (face detection), or a "
+                   "box in source pixels.")
 @click.option("--value-scale", type=click.IntRange(1), default=10_000, show_default=True,
               help="Keypoint quantisation factor.")
 @click.option("--jacobian-scale", type=click.IntRange(1), default=1_000, show_default=True,
@@ -141,10 +143,15 @@ def encode(src: str, output: str | None, model: str | None, config: str | None, 
     from fomcodec.fileio import check_output_path
     from fomcodec.video_io import probe_video
 
-    box = _parse_crop(crop)
+    auto = crop is not None and crop.strip().lower() == "auto"
+    box = None if auto else _parse_crop(crop)
     dst = Path(output) if output else _default_output(src, ".fomc")
     check_output_path(dst, overwrite)
     info = probe_video(src)
+    if auto:
+        from fomcodec.face_crop import resolve_crop
+
+        box = resolve_crop("auto", src, device=device)
     codec = image_codec or images.DEFAULT_CODEC
     encoder = Encoder(
         _load(model, config, device), device=device, batch_size=batch_size, image_codec=codec,
@@ -289,6 +296,8 @@ def info(src: str, as_json: bool) -> None:
 
 main.add_command(compare_command)
 main.add_command(batch_command)
+main.add_command(crop_command)
+main.add_command(prepare_command)
 
 
 if __name__ == "__main__":

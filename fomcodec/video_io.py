@@ -6,6 +6,8 @@ display rotation (the container's display matrix, in quarter turns; flips are ig
 non-square pixels (the width is rescaled to the display aspect), then crops a square and
 resizes it. Crop boxes and :class:`VideoInfo` sizes are in these display pixels. Timestamps
 are ignored: frames come out in presentation order at the stream's average rate.
+:func:`read_whole_frames` yields every n-th frame uncropped (optionally shrunk), for face
+detection.
 
 Every problem with an input file is an :class:`~fomcodec.errors.InputError` with a one-line
 message naming the file; a still image (PNG, JPEG, ...) is refused as "not a video". Errors
@@ -210,6 +212,53 @@ def _read_frames(
                 raise InputError(f"{source}: {err}") from None
             yield out
             if max_frames is not None and index + 1 >= max_frames:
+                return
+
+
+def read_whole_frames(
+    path: str | os.PathLike,
+    max_side: int | None = None,
+    every: int = 1,
+    max_frames: int | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, frame)`` for every ``every``-th frame, whole and uncropped.
+
+    Frames are (H, W, 3) uint8 RGB in display orientation and aspect (as :func:`read_frames`
+    sees them), shrunk (area averaging) so the longer side is at most ``max_side``; a
+    position in them maps to display pixels by ``VideoInfo.width / W``. Frames that are
+    skipped are decoded but never converted. ``max_frames`` caps the frames yielded.
+    File errors (InputError) are raised on iteration.
+    """
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be positive or None, not {max_side}")
+    if every < 1:
+        raise ValueError(f"every must be positive, not {every}")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be positive or None, not {max_frames}")
+    return _read_whole_frames(Path(path), max_side, every, max_frames)
+
+
+def _read_whole_frames(
+    source: Path, max_side: int | None, every: int, max_frames: int | None
+) -> Iterator[tuple[int, np.ndarray]]:
+    yielded = 0
+    with _open_video(source) as (container, stream):
+        for index, frame in enumerate(_decode(container, stream, source)):
+            if index % every:
+                continue
+            width, height = _display_width(stream, frame.width), frame.height
+            scale = 1.0 if max_side is None else min(1.0, max_side / max(width, height))
+            if scale < 1.0:
+                rgb = frame.to_ndarray(
+                    format="rgb24", width=max(1, round(width * scale)),
+                    height=max(1, round(height * scale)), interpolation="AREA")
+                turns = _quarter_turns(frame.rotation)
+                rgb = np.rot90(rgb, turns) if turns else rgb
+            else:
+                rgb = _to_rgb(frame, width)
+            yield index, np.ascontiguousarray(rgb)
+            yielded += 1
+            if max_frames is not None and yielded >= max_frames:
                 return
 
 
