@@ -215,12 +215,14 @@ def decode(src: str, output: str | None, model: str | None, config: str | None, 
               help="Write the best validated weights here (safetensors, fp16).")
 @click.option("--steps", type=click.IntRange(1), default=100_000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
+@click.option("--init", "init_weights", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Start from these weights (safetensors) when the run is new.")
 @click.option("--time-budget", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch.")
 @_fail_cleanly
 def train(config_path: str, clips_dir: str, split_path: str, cache_dir: str, run_dir: str,
-          export_path: str | None, steps: int, batch_size: int, time_budget: float | None,
-          threads: int | None) -> None:
+          export_path: str | None, steps: int, batch_size: int, init_weights: str | None,
+          time_budget: float | None, threads: int | None) -> None:
     """Train (or resume training) a FOMM model on a folder of clips."""
     import torch
 
@@ -233,7 +235,8 @@ def train(config_path: str, clips_dir: str, split_path: str, cache_dir: str, run
                       TrainConfig(steps=steps, batch_size=batch_size, validate_every=250,
                                   validation_frames=16, checkpoint_every=100),
                       Path(clips_dir), Path(split_path), Path(cache_dir), Path(run_dir),
-                      Path(export_path) if export_path else None, time_budget_s=time_budget)
+                      Path(export_path) if export_path else None, time_budget_s=time_budget,
+                      init_weights=Path(init_weights) if init_weights else None)
 
 
 def stream_description(path: str) -> dict[str, Any]:

@@ -121,10 +121,11 @@ def load_weights_into(model: FOMM, state: dict[str, torch.Tensor], source: str) 
     model.load_state_dict({k: state[k].to(own[k].dtype) for k in own}, strict=True)
 
 
-def save_weights(model: FOMM, path: str | os.PathLike, half: bool = True,
+def save_weights(model: torch.nn.Module, path: str | os.PathLike, half: bool = True,
                  extra_metadata: dict[str, str] | None = None) -> Path:
     """Write weights as safetensors (float tensors in fp16 if ``half``) with the config in
-    the metadata, so the file alone is enough to rebuild the model."""
+    the metadata, so the file alone is enough to rebuild the model. ``model.config`` must
+    have a ``name`` and ``to_dict()`` (FOMM and the frame interpolator do)."""
     tensors = {}
     for name, tensor in model.state_dict().items():
         tensor = tensor.detach().cpu().contiguous()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from fomcodec.motion import apply_relative_motion, relative_motion
 from fomcodec.nets.config import ModelConfig
@@ -26,7 +27,7 @@ from fomcodec.training.losses import (
     pyramid_l1,
 )
 from fomcodec.training.transforms import RandomTPS
-from fomcodec.zoo import save_weights
+from fomcodec.zoo import load_weights_into, save_weights
 
 
 @dataclass
@@ -85,7 +86,8 @@ class Trainer:
     """Trains a FOMM model; ``run_dir`` keeps ``checkpoint.pt`` and ``log.jsonl``."""
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig, run_dir: Path,
-                 train_clips: list[np.ndarray], validation_clips: list[np.ndarray]) -> None:
+                 train_clips: list[np.ndarray], validation_clips: list[np.ndarray],
+                 init_weights: Path | None = None) -> None:
         self.config = train_config
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -99,6 +101,9 @@ class Trainer:
         self.step = 0
         self.best_psnr = -math.inf
         self.elapsed = 0.0
+        if init_weights is not None and not self.checkpoint_path.exists():
+            load_weights_into(self.model, load_file(str(init_weights)), str(init_weights))
+            print(f"initialised from {init_weights}", file=sys.stderr)
         self._resume()
 
     @property
@@ -198,14 +203,16 @@ class Trainer:
 
 def train_from_folder(model_config: ModelConfig, train_config: TrainConfig, clips_dir: Path,
                       split_path: Path, cache_dir: Path, run_dir: Path,
-                      export_path: Path | None, time_budget_s: float | None = None) -> Trainer:
-    """Cache the split's clips from ``clips_dir``, then train (resuming from ``run_dir``)."""
+                      export_path: Path | None, time_budget_s: float | None = None,
+                      init_weights: Path | None = None) -> Trainer:
+    """Cache the split's clips from ``clips_dir``, then train: resuming from ``run_dir``'s
+    checkpoint if there is one, else starting from ``init_weights`` (safetensors) if given."""
     split = load_split(split_path)
     size = model_config.image_size
     train = [np.load(p, mmap_mode="r") for p in build_frame_cache(
         [clips_dir / name for name in split["train"]], cache_dir, size)]
     validation = [np.load(p) for p in build_frame_cache(
         [clips_dir / name for name in split["validation"]], cache_dir, size)]
-    trainer = Trainer(model_config, train_config, run_dir, train, validation)
+    trainer = Trainer(model_config, train_config, run_dir, train, validation, init_weights)
     trainer.run(export_path=export_path, time_budget_s=time_budget_s)
     return trainer

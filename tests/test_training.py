@@ -1,0 +1,81 @@
+"""Training: transforms, losses and a few optimisation steps on a tiny config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from conftest import talking_head_frames
+
+from fomcodec.training.trainer import TrainConfig, Trainer
+from fomcodec.training.transforms import RandomTPS
+from fomcodec.zoo import get_config, load_model, save_weights
+
+
+def test_random_tps_jacobian_matches_finite_differences() -> None:
+    torch.manual_seed(0)
+    transform = RandomTPS(2, sigma_affine=0.1, sigma_tps=0.01)
+    points = torch.rand(2, 7, 2, dtype=torch.float64) * 1.6 - 0.8
+    transform.theta = transform.theta.double()
+    jacobian = transform.jacobian(points.clone())
+    eps = 1e-6
+    for axis in range(2):
+        step = torch.zeros_like(points)
+        step[..., axis] = eps
+        numeric = (transform.warp_coordinates(points + step)
+                   - transform.warp_coordinates(points - step)) / (2 * eps)
+        torch.testing.assert_close(jacobian[..., axis], numeric, atol=1e-6, rtol=1e-5)
+
+
+def test_identity_transform_leaves_frames_and_points_unchanged() -> None:
+    transform = RandomTPS(1, sigma_affine=0.0, sigma_tps=0.0)
+    points = torch.rand(1, 5, 2) * 2 - 1
+    torch.testing.assert_close(transform.warp_coordinates(points), points)
+    ramp = torch.linspace(0, 1, 32)
+    frame = (ramp.view(1, 1, 1, 32) * ramp.view(1, 1, 32, 1)).expand(1, 3, 32, 32)
+    # Smooth content: grid_sample (align_corners=False) on the corner-centred grid only
+    # resamples by a fraction of a pixel.
+    assert (transform.transform_frame(frame) - frame).abs().mean() < 0.02
+
+
+def _trainer(tmp_path: Path, **options) -> Trainer:
+    clip = talking_head_frames(4, (256, 256))
+    config = TrainConfig(batch_size=2, log_every=100, validate_every=1000,
+                         checkpoint_every=1000, bf16=False, **options)
+    trainer = Trainer(get_config("tiny-256"), config, tmp_path / "run", [clip], [clip])
+    trainer.sampler.augment = False
+    return trainer
+
+
+def test_a_few_steps_lower_the_reconstruction_loss(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    trainer = _trainer(tmp_path, lr=2e-3)
+    source = torch.from_numpy(talking_head_frames(2, (256, 256))).permute(0, 3, 1, 2) / 255
+    batch = (source[:1].repeat(2, 1, 1, 1), source[1:].repeat(2, 1, 1, 1))
+    trainer.sampler.sample = lambda _: batch
+    with torch.no_grad():
+        before = trainer.losses(*batch)["l1"].item()
+    for _ in range(12):
+        trainer.train_step()
+    with torch.no_grad():
+        after = trainer.losses(*batch)["l1"].item()
+    assert after < 0.9 * before
+
+
+def test_runs_resume_from_checkpoints_and_start_from_weights(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    trainer = _trainer(tmp_path)
+    trainer.run(steps=2)
+    resumed = _trainer(tmp_path)
+    assert resumed.step == 2
+    for key, value in trainer.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value)
+    weights = save_weights(trainer.model.eval(), tmp_path / "w.safetensors", half=False)
+    clip = talking_head_frames(3, (256, 256))
+    fresh = Trainer(get_config("tiny-256"), TrainConfig(bf16=False), tmp_path / "other",
+                    [clip], [], init_weights=weights)
+    assert fresh.step == 0
+    expected = load_model(weights).state_dict()
+    for key, value in fresh.model.state_dict().items():
+        assert np.allclose(value.numpy(), expected[key].numpy())
