@@ -6,61 +6,27 @@ Exit codes: 0 success, 1 runtime or format error (one line on stderr), 2 usage e
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
-from tqdm import tqdm
 
 from fomcodec import bitstream as bs
+from fomcodec.cli_common import (
+    config_option,
+    device_option,
+    fail_cleanly,
+    load_model_option,
+    model_option,
+    overwrite_option,
+    progress_bar,
+    quiet_option,
+)
 from fomcodec.commands import batch_command, compare_command
 from fomcodec.crop import CropBox, parse_crop_box
-from fomcodec.errors import FomcError
 from fomcodec.face_commands import crop_command, prepare_command
 from fomcodec.quantization import QuantizationParams
-
-
-def _fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a FomcError into one line and exit 1, Ctrl-C into exit 130; no tracebacks
-    unless FOMC_DEBUG is set."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except FomcError as exc:
-            if os.environ.get("FOMC_DEBUG"):
-                raise
-            click.echo(f"fomc: error: {exc}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("fomc: interrupted", err=True)
-            sys.exit(130)
-        except (ValueError, OSError, RuntimeError) as exc:
-            if os.environ.get("FOMC_DEBUG"):
-                raise
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            click.echo(f"fomc: error: {message}", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
-@contextmanager
-def _progress(total: int | None, unit: str, enabled: bool) -> Iterator[Callable[[int], None]]:
-    """A tqdm bar on stderr (hidden when stderr is not a terminal or ``enabled`` is False)."""
-    bar = tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False,
-               disable=None if enabled else True)
-    try:
-        yield bar.update
-    finally:
-        bar.close()
 
 
 def _default_output(src: str, suffix: str) -> Path:
@@ -74,28 +40,6 @@ def _parse_crop(value: str | None) -> CropBox | None:
         return parse_crop_box(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--crop") from None
-
-
-model_option = click.option("--model", "model", default=None, metavar="NAME|PATH",
-                            help="Registered model name, .safetensors/.yaml path, or an official "
-                                 "FOMM checkpoint (.pth.tar). Default: fomc-small (encode), the "
-                                 "stream's model (decode).")
-config_option = click.option("--config", "config", default=None, metavar="NAME|YAML",
-                             help="Architecture for a checkpoint path (default vox-256).")
-device_option = click.option("--device", default="auto", show_default=True,
-                             help="auto, cpu, cuda or cuda:N.")
-overwrite_option = click.option("-y", "--overwrite", is_flag=True,
-                                help="Overwrite the output file if it exists.")
-quiet_option = click.option("--quiet", is_flag=True, help="No progress bar or summary.")
-
-
-def _load(model: str | None, config: str | None, device: str):
-    from fomcodec.runtime import resolve_device
-    from fomcodec.zoo import DEFAULT_MODEL, load_model
-
-    if model is None and config is None:
-        return None
-    return load_model(model or DEFAULT_MODEL, config=config, device=resolve_device(device))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -132,7 +76,7 @@ def main() -> None:
               help="Encode at most this many frames.")
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
 @quiet_option
-@_fail_cleanly
+@fail_cleanly
 def encode(src: str, output: str | None, model: str | None, config: str | None, device: str,
            overwrite: bool, quality: int | None, image_codec: str | None, crop: str | None,
            value_scale: int, jacobian_scale: int, motion_stride: int, absolute: bool,
@@ -154,12 +98,13 @@ def encode(src: str, output: str | None, model: str | None, config: str | None, 
         box = resolve_crop("auto", src, device=device)
     codec = image_codec or images.DEFAULT_CODEC
     encoder = Encoder(
-        _load(model, config, device), device=device, batch_size=batch_size, image_codec=codec,
+        load_model_option(model, config, device), device=device, batch_size=batch_size,
+        image_codec=codec,
         image_quality=images.DEFAULT_QUALITY if quality is None else quality,
         quantization=QuantizationParams(value_scale, jacobian_scale), relative=not absolute,
         adapt_scale=adapt_scale, motion_stride=motion_stride)
     total = min(filter(None, [info.frame_count, max_frames]), default=None)
-    with _progress(total, "frame", not quiet) as progress:
+    with progress_bar(total, "frame", not quiet) as progress:
         stats = encoder.encode_file(src, dst, crop=box, overwrite=overwrite,
                                     max_frames=max_frames, progress=progress)
     if stats.clipped:
@@ -181,7 +126,7 @@ def encode(src: str, output: str | None, model: str | None, config: str | None, 
 @click.option("--bf16/--fp32", "bf16", default=None,
               help="Generator precision (default: bf16 where the hardware supports it).")
 @quiet_option
-@_fail_cleanly
+@fail_cleanly
 def decode(src: str, output: str | None, model: str | None, config: str | None, device: str,
            overwrite: bool, batch_size: int, bf16: bool | None, quiet: bool) -> None:
     """Decode a .fomc bitstream SRC to a video file."""
@@ -191,9 +136,9 @@ def decode(src: str, output: str | None, model: str | None, config: str | None, 
     dst = Path(output) if output else _default_output(src, ".mp4")
     check_output_path(dst, overwrite)
     header = bs.load(src).header  # fail on a bad stream before loading any model
-    decoder = Decoder(_load(model, config, device), device=device, batch_size=batch_size,
-                      bf16=bf16)
-    with _progress(header.frame_count, "frame", not quiet) as progress:
+    decoder = Decoder(load_model_option(model, config, device), device=device,
+                      batch_size=batch_size, bf16=bf16)
+    with progress_bar(header.frame_count, "frame", not quiet) as progress:
         stats = decoder.decode_file(src, dst, overwrite=overwrite, progress=progress)
     if not quiet:
         click.echo(f"{stats.summary()} -> {dst}", err=True)
@@ -219,7 +164,7 @@ def decode(src: str, output: str | None, model: str | None, config: str | None, 
               default=None, help="Start from these weights (safetensors) when the run is new.")
 @click.option("--time-budget", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch.")
-@_fail_cleanly
+@fail_cleanly
 def train(config_path: str, clips_dir: str, split_path: str, cache_dir: str, run_dir: str,
           export_path: str | None, steps: int, batch_size: int, init_weights: str | None,
           time_budget: float | None, threads: int | None) -> None:
@@ -270,7 +215,7 @@ def stream_description(path: str) -> dict[str, Any]:
 @main.command()
 @click.argument("src", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
-@_fail_cleanly
+@fail_cleanly
 def info(src: str, as_json: bool) -> None:
     """Show the header and sizes of a .fomc bitstream."""
     desc = stream_description(src)

@@ -2,9 +2,7 @@
 :mod:`fomcodec.compare` and :mod:`fomcodec.batch`; registered on ``fomc`` by
 :mod:`fomcodec.cli` (``main.add_command``).
 
-This module does not import :mod:`fomcodec.cli` when it loads (so ``cli`` can import it at
-its top without a cycle): errors go through ``cli._fail_cleanly``, looked up when a command
-runs, and the shared options are declared here with the same names and help.
+Shared options and the clean-failure wrapper come from :mod:`fomcodec.cli_common`.
 
 Same habits as the other commands: progress and warnings on stderr, data (the comparison
 table, ``--json``) on stdout, one-line errors with exit status 1, 2 for usage errors, 130 when
@@ -13,40 +11,22 @@ interrupted. ``fomc batch`` exits 1 when any clip failed, after listing the fail
 
 from __future__ import annotations
 
-import functools
 import json
 import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 from tqdm import tqdm
 
-
-def _fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``fomcodec.cli._fail_cleanly`` (one-line errors, exit 1; Ctrl-C exit 130), applied
-    when the command runs."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from fomcodec.cli import _fail_cleanly as fail_cleanly
-
-        return fail_cleanly(command)(*args, **kwargs)
-
-    return wrapper
-
-
-model_option = click.option("--model", "model", default=None, metavar="NAME|PATH",
-                            help="Registered model name, .safetensors/.yaml path, or an official "
-                                 "FOMM checkpoint (.pth.tar). Default: fomc-small (encode), the "
-                                 "stream's model (decode).")
-config_option = click.option("--config", "config", default=None, metavar="NAME|YAML",
-                             help="Architecture for a checkpoint path (default vox-256).")
-device_option = click.option("--device", default="auto", show_default=True,
-                             help="auto, cpu, cuda or cuda:N.")
-quiet_option = click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+from fomcodec.cli_common import (
+    config_option,
+    device_option,
+    fail_cleanly,
+    load_model_option,
+    model_option,
+    quiet_option,
+)
 
 
 def _int_list(value: str | None, option: str) -> tuple[int, ...] | None:
@@ -108,7 +88,7 @@ def _command_line() -> str:
 @click.option("--json", "as_json", is_flag=True,
               help="Print results.json on stdout instead of the table.")
 @quiet_option
-@_fail_cleanly
+@fail_cleanly
 def compare_command(clips: tuple[str, ...], out_dir: str, overwrite: bool, model: str | None,
                     config: str | None, device: str, frames: int, all_frames: bool,
                     fomc_points: tuple[str, ...], codecs: tuple[str, ...], no_baselines: bool,
@@ -119,7 +99,6 @@ def compare_command(clips: tuple[str, ...], out_dir: str, overwrite: bool, model
     """Compare fomc with AV1 and H.264 on CLIPS: rate-distortion table, CSV, JSON, plots
     and BD-rates, on the same 256x256 centre-cropped frames."""
     from fomcodec import compare
-    from fomcodec.cli import _load
     from fomcodec.errors import FomcError
     from fomcodec.fileio import OutputExistsError
 
@@ -152,7 +131,7 @@ def compare_command(clips: tuple[str, ...], out_dir: str, overwrite: bool, model
         import torch
 
         torch.set_num_threads(threads)
-    fomm = _load(model, config, device)
+    fomm = load_model_option(model, config, device)
     total = settings.runs_per_clip() * len(clips)
     with tqdm(total=total, unit="run", file=sys.stderr, dynamic_ncols=True, leave=False,
               disable=True if quiet else None) as bar:
@@ -219,7 +198,7 @@ def compare_command(clips: tuple[str, ...], out_dir: str, overwrite: bool, model
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="torch threads per worker (default: CPU cores / jobs).")
 @quiet_option
-@_fail_cleanly
+@fail_cleanly
 def batch_command(in_dir: str, out_dir: str, mode: str | None, jobs: int, recursive: bool,
                   overwrite: bool, model: str | None, config: str | None, device: str,
                   quality: int | None, image_codec: str | None, value_scale: int,

@@ -1,19 +1,17 @@
 """``fomc crop`` and ``fomc prepare``: the face crop and dataset preparation commands.
 
 Registered on the ``fomc`` group in :mod:`fomcodec.cli` (``main.add_command``). Errors follow
-the CLI's conventions (:func:`fomcodec.cli._fail_cleanly`: one line, exit 1; usage errors
+the CLI's conventions (:func:`fomcodec.cli_common.fail_cleanly`: one line, exit 1; usage errors
 exit 2; Ctrl-C exits 130).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
+from fomcodec.cli_common import fail_cleanly
 from fomcodec.face_detection import DETECTOR_CHOICES
 
 detector_option = click.option(
@@ -25,17 +23,6 @@ device_option = click.option("--device", default="cpu", show_default=True,
                              help="Device for face-alignment: cpu, cuda or cuda:N.")
 
 
-def _fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """:func:`fomcodec.cli._fail_cleanly`, imported when the command runs (``fomcodec.cli``
-    imports this module, so it cannot be imported at the top)."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from fomcodec.cli import _fail_cleanly as fail_cleanly
-
-        return fail_cleanly(command)(*args, **kwargs)
-
-    return wrapper
 
 
 @click.command("crop")
@@ -58,7 +45,7 @@ def _fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--frames", "max_frames", type=click.IntRange(1), default=None,
               help="Write at most this many frames.")
 @click.option("--quiet", is_flag=True, help="No summary line.")
-@_fail_cleanly
+@fail_cleanly
 def crop_command(src: str, output: str | None, overwrite: bool, detector: str, device: str,
                  box_only: bool, crop: str | None, size: int, margin: float, crf: int,
                  max_frames: int | None, quiet: bool) -> None:
@@ -130,7 +117,7 @@ def crop_command(src: str, output: str | None, overwrite: bool, detector: str, d
 @click.option("--frames", "max_frames", type=click.IntRange(1), default=None,
               help="At most this many frames per clip.")
 @click.option("--quiet", is_flag=True, help="Only errors and warnings.")
-@_fail_cleanly
+@fail_cleanly
 def prepare_command(in_dir: str, out_dir: str, people_file: str | None, split_file: str | None,
                     validation_fraction: float, seed: int, detector: str, device: str,
                     size: int, crf: int, max_frames: int | None, quiet: bool) -> None:
