@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from fomcodec.nets.interpolator import (
     save_interpolator,
 )
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
+from fomcodec.training import checkpoint
 from fomcodec.training.dataset import build_frame_cache, load_split
 
 STAGES = ("asymmetric", "symmetric", "finetune")
@@ -255,12 +255,9 @@ class InterpolatorTrainer:
     def _restore(self) -> None:
         """Resume this stage, or initialise from ``init_from`` / an earlier stage."""
         if self.checkpoint_path.exists():
-            state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.step = int(state["step"])
-            self.best_psnr = float(state["best_psnr"])
-            self.elapsed = float(state["elapsed"])
+            progress = checkpoint.load_checkpoint(self.checkpoint_path, self.model, self.optimizer)
+            self.step, self.best_psnr, self.elapsed = (progress.step, progress.best_psnr,
+                                                       progress.elapsed)
             self.sampler.rng = np.random.default_rng(self.config.seed + self.step)
             self._log(f"resumed from {self.checkpoint_path} at step {self.step}")
             return
@@ -287,13 +284,12 @@ class InterpolatorTrainer:
         return cfg.lr * cfg.lr_decay ** (self.step // cfg.lr_decay_every)
 
     def save_checkpoint(self) -> None:
-        tmp = self.checkpoint_path.with_suffix(".tmp")
-        torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                    "step": self.step, "best_psnr": self.best_psnr, "elapsed": self.elapsed,
-                    "stage": self.config.stage,
-                    "train_config": json.dumps(dataclasses.asdict(self.config)),
-                    "model_config": self.model_config.to_yaml()}, tmp)
-        os.replace(tmp, self.checkpoint_path)
+        checkpoint.save_checkpoint(
+            self.checkpoint_path, self.model, self.optimizer,
+            checkpoint.TrainingProgress(self.step, self.best_psnr, self.elapsed),
+            stage=self.config.stage,
+            train_config=json.dumps(dataclasses.asdict(self.config)),
+            model_config=self.model_config.to_yaml())
 
     def losses(self, frame0: torch.Tensor, middle: torch.Tensor,
                frame1: torch.Tensor) -> dict[str, torch.Tensor]:

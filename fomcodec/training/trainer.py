@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from safetensors.torch import load_file
 from fomcodec.motion import apply_relative_motion, relative_motion
 from fomcodec.nets.config import ModelConfig
 from fomcodec.nets.fomm import FOMM
+from fomcodec.training import checkpoint
 from fomcodec.training.dataset import FramePairSampler, build_frame_cache, load_split
 from fomcodec.training.losses import (
     ImagePyramid,
@@ -113,21 +113,17 @@ class Trainer:
     def _resume(self) -> None:
         if not self.checkpoint_path.exists():
             return
-        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step = int(state["step"])
-        self.best_psnr = float(state["best_psnr"])
-        self.elapsed = float(state["elapsed"])
+        progress = checkpoint.load_checkpoint(self.checkpoint_path, self.model, self.optimizer)
+        self.step, self.best_psnr, self.elapsed = (progress.step, progress.best_psnr,
+                                                   progress.elapsed)
         self.sampler.rng = np.random.default_rng(self.config.seed + self.step)
         print(f"resumed from step {self.step}", file=sys.stderr)
 
     def save_checkpoint(self) -> None:
-        tmp = self.checkpoint_path.with_suffix(".tmp")
-        torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                    "step": self.step, "best_psnr": self.best_psnr, "elapsed": self.elapsed,
-                    "train_config": json.dumps(dataclasses.asdict(self.config))}, tmp)
-        os.replace(tmp, self.checkpoint_path)
+        checkpoint.save_checkpoint(
+            self.checkpoint_path, self.model, self.optimizer,
+            checkpoint.TrainingProgress(self.step, self.best_psnr, self.elapsed),
+            train_config=json.dumps(dataclasses.asdict(self.config)))
 
     def losses(self, source: torch.Tensor, driving: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted loss terms for one batch."""
