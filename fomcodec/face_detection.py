@@ -672,18 +672,9 @@ def largest(boxes: Sequence[FaceBox]) -> FaceBox | None:
     return max(boxes, key=lambda b: b.width * b.height, default=None)
 
 
-def iou(a: FaceBox, b: FaceBox) -> float:
-    """Intersection over union of two boxes."""
-    w = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
-    h = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
-    inter = w * h
-    union = a.width * a.height + b.width * b.height - inter
-    return inter / union if union > 0 else 0.0
-
-
 __all__ = [
     "DETECTOR_CHOICES", "DetectorUnavailableError", "FaceAlignmentDetector", "FaceBox",
     "FaceDetector", "HaarCascadeDetector", "NumpyHaarCascade", "detector_preference",
-    "download_file", "find_haar_cascade", "find_s3fd_weights", "iou", "largest",
+    "download_file", "find_haar_cascade", "find_s3fd_weights", "largest",
     "load_face_detector",
 ]

@@ -9,7 +9,6 @@ official FOMM checkpoint (``vox-cpk.pth.tar``), read with ``torch.load(weights_o
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,10 +214,3 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL,
     model.weights_hash = weights_hash(model)
     model.weights_path = weights if pretrained else None
     return model.to(device)
-
-
-def describe_model(model: FOMM) -> str:
-    """One line naming a loaded model, e.g. for logs."""
-    params = sum(p.numel() for p in model.parameters())
-    return json.dumps({"name": model.model_name, "weights": model.weights_hash.hex(),
-                       "parameters": params})
