@@ -125,10 +125,20 @@ def encode(src: str, output: str | None, model: str | None, config: str | None, 
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--bf16/--fp32", "bf16", default=None,
               help="Generator precision (default: bf16 where the hardware supports it).")
+@click.option("--interpolate/--no-interpolate", "fill", default=True, show_default=True,
+              help="Fill the frames the encoder sent no motion for (--motion-stride), or "
+                   "output the sent frames only, at the lower frame rate.")
+@click.option("--inbetween", type=click.Choice(["interpolator", "keypoints"]), default=None,
+              help="How in-between frames are made: the facial frame interpolator, or the "
+                   "generator driven by the average of the neighbouring keypoints (default: "
+                   "the one measured better, see docs/interpolation.md).")
+@click.option("--interpolator", default=None, metavar="NAME|PATH",
+              help="Interpolator weights (default: ffi-fast).")
 @quiet_option
 @fail_cleanly
 def decode(src: str, output: str | None, model: str | None, config: str | None, device: str,
-           overwrite: bool, batch_size: int, bf16: bool | None, quiet: bool) -> None:
+           overwrite: bool, batch_size: int, bf16: bool | None, fill: bool,
+           inbetween: str | None, interpolator: str | None, quiet: bool) -> None:
     """Decode a .fomc bitstream SRC to a video file."""
     from fomcodec.codec import Decoder
     from fomcodec.fileio import check_output_path
@@ -137,11 +147,85 @@ def decode(src: str, output: str | None, model: str | None, config: str | None, 
     check_output_path(dst, overwrite)
     header = bs.load(src).header  # fail on a bad stream before loading any model
     decoder = Decoder(load_model_option(model, config, device), device=device,
-                      batch_size=batch_size, bf16=bf16)
-    with progress_bar(header.frame_count, "frame", not quiet) as progress:
+                      batch_size=batch_size, bf16=bf16, fill=fill, inbetween=inbetween,
+                      interpolator=interpolator)
+    with progress_bar(decoder.output_frame_count(header), "frame", not quiet) as progress:
         stats = decoder.decode_file(src, dst, overwrite=overwrite, progress=progress)
     if not quiet:
         click.echo(f"{stats.summary()} -> {dst}", err=True)
+
+
+@main.command()
+@click.argument("src", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Looping GIF (.gif) or video (.mp4/.mov/.mkv) of original | decoded "
+                   "(default: the input's name with .preview.gif, here).")
+@model_option
+@config_option
+@device_option
+@overwrite_option
+@click.option("--crop", "crop", default=None, metavar="centre|auto|X,Y,SIZE",
+              help="Square crop, as for encode.")
+@click.option("--frames", "max_frames", type=click.IntRange(1), default=100, show_default=True,
+              help="Frames to show.")
+@click.option("--strip", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Also write a PNG strip of a few frames (originals above, decoded below).")
+@click.option("--strip-frames", type=click.IntRange(1, 32), default=6, show_default=True)
+@click.option("--motion-stride", type=click.IntRange(1, 255), default=1, show_default=True,
+              help="As for encode.")
+@quiet_option
+@fail_cleanly
+def preview(src: str, output: str | None, model: str | None, config: str | None, device: str,
+            overwrite: bool, crop: str | None, max_frames: int, strip: str | None,
+            strip_frames: int, motion_stride: int, quiet: bool) -> None:
+    """Encode and decode the start of video SRC and show original | decoded side by side."""
+    from fomcodec.preview import make_preview
+
+    dst = Path(output) if output else Path(Path(src).stem + ".preview.gif")
+    if crop is not None and crop.strip().lower() == "auto":
+        from fomcodec.face_crop import resolve_crop
+
+        box = resolve_crop("auto", src, device=device)
+    else:
+        box = _parse_crop(crop)
+    with progress_bar(2 * max_frames, "frame", not quiet) as progress:
+        stats = make_preview(src, dst, load_model_option(model, config, device), device, box,
+                             max_frames, strip, strip_frames, overwrite,
+                             motion_stride=motion_stride, progress=progress)
+    if not quiet:
+        click.echo(f"{stats.summary()} -> {dst}" + (f", {strip}" if strip else ""), err=True)
+
+
+@main.command()
+@click.argument("src", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), required=True,
+              help="Output video file (.mp4/.mov/.mkv) at twice the input's frame rate.")
+@click.option("--interpolator", default=None, metavar="NAME|PATH",
+              help="Interpolator weights (default: ffi-fast).")
+@device_option
+@overwrite_option
+@click.option("--frames", "max_frames", type=click.IntRange(1), default=None,
+              help="Read at most this many input frames.")
+@click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
+@quiet_option
+@fail_cleanly
+def interpolate(src: str, output: str, interpolator: str | None, device: str, overwrite: bool,
+                max_frames: int | None, batch_size: int, quiet: bool) -> None:
+    """Double the frame rate of video SRC with the facial frame interpolator."""
+    from fomcodec.fileio import check_output_path
+    from fomcodec.frame_interpolation import interpolate_file
+    from fomcodec.video_io import probe_video
+
+    check_output_path(output, overwrite)
+    info = probe_video(src)
+    total = min(filter(None, [info.frame_count, max_frames]), default=None)
+    with progress_bar(total, "frame", not quiet) as progress:
+        read, written, seconds = interpolate_file(
+            src, output, interpolator, device, batch_size, max_frames, overwrite, progress)
+    if not quiet:
+        click.echo(f"interpolated {read} frames at {float(info.fps):g} fps -> {written} frames "
+                   f"at {float(info.fps * 2):g} fps in {seconds:.1f} s "
+                   f"({read / max(seconds, 1e-9):.1f} input frames/s) -> {output}", err=True)
 
 
 @main.command()
@@ -164,11 +248,12 @@ def decode(src: str, output: str | None, model: str | None, config: str | None, 
               default=None, help="Start from these weights (safetensors) when the run is new.")
 @click.option("--time-budget", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch.")
+@device_option
 @fail_cleanly
 def train(config_path: str, clips_dir: str, split_path: str, cache_dir: str, run_dir: str,
           export_path: str | None, steps: int, batch_size: int, init_weights: str | None,
-          time_budget: float | None, threads: int | None) -> None:
-    """Train (or resume training) a FOMM model on a folder of clips."""
+          time_budget: float | None, threads: int | None, device: str) -> None:
+    """Train (or resume training) a FOMM model on a folder of clips (CUDA when present)."""
     import torch
 
     from fomcodec.nets.config import ModelConfig
@@ -178,7 +263,8 @@ def train(config_path: str, clips_dir: str, split_path: str, cache_dir: str, run
         torch.set_num_threads(threads)
     train_from_folder(ModelConfig.from_yaml(config_path),
                       TrainConfig(steps=steps, batch_size=batch_size, validate_every=250,
-                                  validation_frames=16, checkpoint_every=100),
+                                  validation_frames=16, checkpoint_every=100,
+                                  device=device),
                       Path(clips_dir), Path(split_path), Path(cache_dir), Path(run_dir),
                       Path(export_path) if export_path else None, time_budget_s=time_budget,
                       init_weights=Path(init_weights) if init_weights else None)

@@ -11,8 +11,12 @@
     Decoder
       .fomc --unpack--> header, source image, int16 motion --dequantize--> motion
         source --kp_detector (fp32)--> kp_source;  source --generator.encode_source--> features
-        motion --apply_relative_motion(kp_source)--> kp per frame (in-between frames interpolated
-        when motion_stride > 1) --generator.decode (bf16)--> frames --VideoWriter--> .mp4
+        motion --apply_relative_motion(kp_source)--> kp per sent frame
+          --generator.decode (bf16)--> frames
+        motion_stride > 1: the frames in between come from the facial frame interpolator
+          (``inbetween="interpolator"``) or from the generator driven by linearly
+          interpolated motion (``"keypoints"``); ``fill=False`` keeps the sent frames only
+        --> VideoWriter --> .mp4
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ from fomcodec import bitstream as bs
 from fomcodec.crop import CropBox
 from fomcodec.errors import FomcError, InputError, ModelMismatchError
 from fomcodec.fileio import check_output_path, write_bytes_atomic
+from fomcodec.frame_interpolation import (
+    InterpolatorSpec,
+    MiddleFrameSynthesizer,
+    fill_frames,
+    is_power_of_two,
+)
 from fomcodec.image_codec import DEFAULT_CODEC, DEFAULT_QUALITY, decode_image, encode_image
 from fomcodec.motion import apply_relative_motion, movement_scale, relative_motion
 from fomcodec.nets.fomm import FOMM
@@ -41,6 +51,9 @@ from fomcodec.zoo import DEFAULT_MODEL, load_model
 
 ModelSpec = str | os.PathLike | FOMM
 ProgressCallback = Callable[[int], None]
+
+INBETWEEN_METHODS = ("interpolator", "keypoints")
+DEFAULT_INBETWEEN = "keypoints"
 
 
 def _to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -214,14 +227,48 @@ class Decoder:
     """
 
     def __init__(self, model: ModelSpec | None = None, device: str | torch.device | None = "auto",
-                 batch_size: int = 8, bf16: bool | None = None) -> None:
+                 batch_size: int = 8, bf16: bool | None = None, fill: bool = True,
+                 inbetween: str | None = None,
+                 interpolator: InterpolatorSpec | None = None) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
+        inbetween = inbetween or DEFAULT_INBETWEEN
+        if inbetween not in INBETWEEN_METHODS:
+            raise ValueError(f"inbetween must be one of {INBETWEEN_METHODS}, not {inbetween!r}")
         self.device = resolve_device(device)
         self._model_spec = model
         self._model: FOMM | None = model if isinstance(model, FOMM) else None
         self.batch_size = batch_size
         self.bf16 = bf16_supported(self.device) if bf16 is None else bf16
+        self.fill = fill
+        self.inbetween = inbetween
+        self._interpolator_spec = interpolator
+        self._synthesizer: MiddleFrameSynthesizer | None = None
+
+    def inbetween_method(self, header: bs.StreamHeader) -> str | None:
+        """How the frames without motion are made for this stream: ``"interpolator"``,
+        ``"keypoints"`` (also for strides that are not powers of two, which the interpolator
+        cannot fill), or None (nothing to fill, or ``fill=False``)."""
+        if header.motion_stride == 1 or not self.fill:
+            return None
+        if self.inbetween == "interpolator" and is_power_of_two(header.motion_stride):
+            return "interpolator"
+        return "keypoints"
+
+    def output_frame_count(self, header: bs.StreamHeader) -> int:
+        """Frames the decoded video has: all of them, or only the sent ones (``fill=False``)."""
+        if self.fill:
+            return header.frame_count
+        return -(-header.frame_count // header.motion_stride)
+
+    def output_fps(self, header: bs.StreamHeader) -> Fraction:
+        return header.fps if self.fill else header.fps / header.motion_stride
+
+    def synthesizer(self) -> MiddleFrameSynthesizer:
+        """The frame interpolator (loaded on first use)."""
+        if self._synthesizer is None:
+            self._synthesizer = MiddleFrameSynthesizer(self._interpolator_spec, self.device)
+        return self._synthesizer
 
     def model_for(self, header: bs.StreamHeader) -> FOMM:
         """The decoder's model, loaded by the stream's model name unless one was given;
@@ -258,7 +305,24 @@ class Decoder:
         values, jacobians = dequantize_motion(stream.motion, header.quantization)
         motion = Keypoints(torch.from_numpy(values),
                            None if jacobians is None else torch.from_numpy(jacobians))
-        motion = _interpolate_motion(motion, header.motion_stride, header.frame_count)
+        method = self.inbetween_method(header)
+        if method == "keypoints":
+            motion = _interpolate_motion(motion, header.motion_stride, header.frame_count)
+        generated = self._generate(model, source, kp_source, motion, header)
+        if method == "interpolator":
+            synthesize = self.synthesizer()
+            generated = fill_frames(generated, header.motion_stride, header.frame_count,
+                                    synthesize)
+        for frames in generated:
+            for start in range(0, len(frames), self.batch_size):
+                batch = _to_uint8(frames[start:start + self.batch_size])
+                if progress:
+                    progress(len(batch))
+                yield batch
+
+    def _generate(self, model: FOMM, source: torch.Tensor, kp_source: Keypoints,
+                  motion: Keypoints, header: bs.StreamHeader) -> Iterator[torch.Tensor]:
+        """Generator output (B, 3, H, W) float batches, one frame per motion entry."""
         generator = model.generator
         source_in = source.contiguous(memory_format=torch.channels_last) \
             if self.device.type == "cpu" else source
@@ -266,7 +330,7 @@ class Decoder:
             features = generator.encode_source(source_in)
             small = (generator.dense_motion_network.downsample(source_in)
                      if generator.dense_motion_network is not None else None)
-        for start in range(0, header.frame_count, self.batch_size):
+        for start in range(0, motion.value.shape[0], self.batch_size):
             chunk = motion[start:start + self.batch_size].to(self.device)
             if header.relative_motion:
                 kp_driving = apply_relative_motion(chunk, kp_source, header.adapt_scale)
@@ -274,10 +338,7 @@ class Decoder:
                 kp_driving = chunk
             with autocast(self.device, self.bf16):
                 out = generator.decode(source_in, features, kp_driving, kp_source, small)
-            frames = _to_uint8(out["prediction"])
-            if progress:
-                progress(len(frames))
-            yield frames
+            yield out["prediction"].float().clamp(0, 1)
 
     def decode_file(self, src: str | os.PathLike, dst: str | os.PathLike,
                     overwrite: bool = False,
@@ -288,10 +349,13 @@ class Decoder:
         data, stream = bs.read(src)
         header = stream.header
         self.model_for(header)
-        with VideoWriter(dst, header.fps, (header.width, header.height), overwrite) as writer:
+        if self.inbetween_method(header) == "interpolator":
+            self.synthesizer()
+        fps = self.output_fps(header)
+        with VideoWriter(dst, fps, (header.width, header.height), overwrite) as writer:
             for frames in self.decode_stream(stream, progress):
                 writer.write(frames)
-        return CodingStats("decoded", header.frame_count, header.fps, len(data),
+        return CodingStats("decoded", self.output_frame_count(header), fps, len(data),
                            bs.section_sizes(data), time.perf_counter() - started, header.clipped)
 
 

@@ -287,6 +287,18 @@ def test_triplet_sampler_and_losses() -> None:
     assert smoothness([torch.arange(5.0).expand(1, 2, 5, 5)]) == 1
 
 
+def test_motion_candidates_prefer_the_moving_crop() -> None:
+    clip = np.zeros((5, 64, 64, 3), np.uint8)
+    clip[:, 40:, 40:] = (np.arange(5, dtype=np.uint8) * 50)[:, None, None, None]
+
+    def moving_share(candidates: int) -> float:
+        sampler = TripletSampler([clip], seed=1, crop=16, motion_candidates=candidates)
+        frames = [sampler.sample(1) for _ in range(40)]
+        return float(np.mean([bool((f0 != f1).any()) for f0, _, f1 in frames]))
+
+    assert moving_share(1) < 0.5 < 0.8 <= moving_share(12)
+
+
 def test_training_lowers_the_loss_resumes_and_exports(tiny: InterpolatorConfig,
                                                       tmp_path) -> None:
     clips = _clips()

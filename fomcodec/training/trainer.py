@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from fomcodec.motion import apply_relative_motion, relative_motion
 from fomcodec.nets.config import ModelConfig
 from fomcodec.nets.fomm import FOMM
+from fomcodec.runtime import autocast, bf16_supported, resolve_device
 from fomcodec.training import checkpoint
 from fomcodec.training.dataset import FramePairSampler, build_frame_cache, load_split
 from fomcodec.training.losses import (
@@ -52,6 +53,7 @@ class TrainConfig:
     validate_every: int = 500
     validation_frames: int = 24
     seed: int = 0
+    device: str = "auto"               # auto: CUDA when present, else the CPU
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -61,23 +63,26 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @torch.no_grad()
 def validate(model: FOMM, clips: list[np.ndarray], frames_per_clip: int,
-             bf16: bool) -> dict[str, float]:
+             bf16: bool, device: torch.device | None = None) -> dict[str, float]:
     """Self-reconstruction from each clip's first frame (the codec's use): mean PSNR of the
-    generated frames and of the repeat-the-source baseline."""
+    generated frames (frame 0, the source itself, left out) and of the repeat-the-source
+    baseline."""
+    device = device or torch.device("cpu")
     model.eval()
     ours, baseline = [], []
     for frames in clips:
-        index = np.linspace(0, len(frames) - 1, min(frames_per_clip, len(frames))).astype(int)
-        video = torch.from_numpy(frames[index]).permute(0, 3, 1, 2).float() / 255
+        index = np.linspace(0, len(frames) - 1, min(frames_per_clip + 1, len(frames))).astype(int)
+        video = torch.from_numpy(frames[index]).to(device).permute(0, 3, 1, 2).float() / 255
         source = video[:1]
         kp_source = model.kp_detector(source)
         kp_driving = model.kp_detector(video)
         kp = apply_relative_motion(relative_motion(kp_driving, kp_driving[0]), kp_source)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with autocast(device, bf16):
             gen = model.generator.decode(source, model.generator.encode_source(source), kp,
                                          kp_source)
-        ours.append(np.mean([_psnr(p, t) for p, t in zip(gen["prediction"], video, strict=True)]))
-        baseline.append(np.mean([_psnr(source[0], t) for t in video]))
+        targets = list(zip(gen["prediction"][1:], video[1:], strict=True))
+        ours.append(np.mean([_psnr(p, t) for p, t in targets]))
+        baseline.append(np.mean([_psnr(source[0], t) for _, t in targets]))
     model.train()
     return {"psnr": float(np.mean(ours)), "psnr_repeat_source": float(np.mean(baseline))}
 
@@ -92,10 +97,12 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(train_config.seed)
-        self.model = FOMM(model_config).train()
+        self.device = resolve_device(train_config.device)
+        self.bf16 = train_config.bf16 and bf16_supported(self.device)
+        self.model = FOMM(model_config).to(self.device).train()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr,
                                           betas=train_config.betas)
-        self.pyramid = ImagePyramid(train_config.scales)
+        self.pyramid = ImagePyramid(train_config.scales).to(self.device)
         self.sampler = FramePairSampler(train_clips, seed=train_config.seed)
         self.validation_clips = validation_clips
         self.step = 0
@@ -119,6 +126,12 @@ class Trainer:
         self.sampler.rng = np.random.default_rng(self.config.seed + self.step)
         print(f"resumed from step {self.step}", file=sys.stderr)
 
+    def describe(self) -> str:
+        """One line: parameters, device and precision."""
+        count = sum(p.numel() for p in self.model.parameters())
+        return (f"{count / 1e6:.1f} M parameters on {self.device}"
+                f"{' (generator in bf16)' if self.bf16 else ''}, step {self.step}")
+
     def save_checkpoint(self) -> None:
         checkpoint.save_checkpoint(
             self.checkpoint_path, self.model, self.optimizer,
@@ -130,7 +143,7 @@ class Trainer:
         cfg = self.config
         kp_source = self.model.kp_detector(source)
         kp_driving = self.model.kp_detector(driving)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        with autocast(self.device, self.bf16):
             prediction = self.model.generator(source, kp_driving, kp_source)["prediction"]
         prediction = prediction.float()
         terms = {"l1": cfg.weight_l1 * pyramid_l1(self.pyramid, prediction, driving)}
@@ -144,7 +157,8 @@ class Trainer:
         return terms
 
     def train_step(self) -> dict[str, float]:
-        source, driving = self.sampler.sample(self.config.batch_size)
+        source, driving = (t.to(self.device, non_blocking=True)
+                           for t in self.sampler.sample(self.config.batch_size))
         terms = self.losses(source, driving)
         loss = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
@@ -161,6 +175,7 @@ class Trainer:
         window: list[dict[str, float]] = []
         window_seconds = 0.0
         log = (self.run_dir / "log.jsonl").open("a")
+        print(f"{self.describe()} -> {target}", file=sys.stderr, flush=True)
         while self.step < target:
             t0 = time.time()
             window.append(self.train_step())
@@ -178,7 +193,7 @@ class Trainer:
                                for k, v in record.items()), file=sys.stderr, flush=True)
             if self.step % self.config.validate_every == 0 and self.validation_clips:
                 metrics = validate(self.model, self.validation_clips,
-                                   self.config.validation_frames, self.config.bf16)
+                                   self.config.validation_frames, self.bf16, self.device)
                 log.write(json.dumps({"step": self.step, "validation": metrics}) + "\n")
                 log.flush()
                 print(f"validation step={self.step} {metrics}", file=sys.stderr, flush=True)
