@@ -248,11 +248,18 @@ def interpolate(src: str, output: str, interpolator: str | None, device: str, ov
               default=None, help="Start from these weights (safetensors) when the run is new.")
 @click.option("--time-budget", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch.")
+@click.option("--ms-ssim-weight", type=click.FloatRange(0), default=5.0, show_default=True,
+              help="Weight of 1 - MS-SSIM (stands in for the VGG perceptual loss).")
+@click.option("--adversarial-weight", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="LSGAN loss from a multi-scale discriminator (FOMM vox-adv: 1).")
+@click.option("--feature-matching-weight", type=click.FloatRange(0), default=0.0,
+              show_default=True, help="Discriminator feature matching (FOMM vox-adv: 10).")
 @device_option
 @fail_cleanly
 def train(config_path: str, clips_dir: str, split_path: str, cache_dir: str, run_dir: str,
           export_path: str | None, steps: int, batch_size: int, init_weights: str | None,
-          time_budget: float | None, threads: int | None, device: str) -> None:
+          time_budget: float | None, threads: int | None, ms_ssim_weight: float,
+          adversarial_weight: float, feature_matching_weight: float, device: str) -> None:
     """Train (or resume training) a FOMM model on a folder of clips (CUDA when present)."""
     import torch
 
@@ -264,6 +271,9 @@ def train(config_path: str, clips_dir: str, split_path: str, cache_dir: str, run
     train_from_folder(ModelConfig.from_yaml(config_path),
                       TrainConfig(steps=steps, batch_size=batch_size, validate_every=250,
                                   validation_frames=16, checkpoint_every=100,
+                                  weight_ms_ssim=ms_ssim_weight,
+                                  weight_adversarial=adversarial_weight,
+                                  weight_feature_matching=feature_matching_weight,
                                   device=device),
                       Path(clips_dir), Path(split_path), Path(cache_dir), Path(run_dir),
                       Path(export_path) if export_path else None, time_budget_s=time_budget,

@@ -145,3 +145,17 @@ def test_official_checkpoint_layout_loads_with_prefix_and_extra_keys(reference_d
     with torch.no_grad():
         kp = model.kp_detector(_t(vectors, "source"))
     torch.testing.assert_close(kp.value, _t(vectors, "kp_source_value"), atol=KP_TOL, rtol=0)
+
+
+def test_discriminator_matches_the_official_list(reference_dir: Path) -> None:
+    from fomcodec.nets.discriminator import DiscriminatorConfig, MultiScaleDiscriminator
+
+    reference = {k.removeprefix("discriminator."): v
+                 for k, v in _reference_list(reference_dir / "vox256_state_dict.txt").items()
+                 if k.startswith("discriminator.")}
+    disc = MultiScaleDiscriminator(DiscriminatorConfig(scales=[1]))
+    params = {name for name, _ in disc.named_parameters()}
+    ours = {name: (str(tuple(t.shape)), str(t.dtype).removeprefix("torch."),
+                   "param" if name in params else "buffer")
+            for name, t in disc.state_dict().items()}
+    assert ours == reference

@@ -79,3 +79,24 @@ def test_runs_resume_from_checkpoints_and_start_from_weights(tmp_path: Path) -> 
     expected = load_model(weights).state_dict()
     for key, value in fresh.model.state_dict().items():
         assert np.allclose(value.numpy(), expected[key].numpy())
+
+
+def test_adversarial_training_updates_and_resumes_the_discriminator(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    options = {"weight_adversarial": 1.0, "weight_feature_matching": 10.0,
+               "discriminator_block_expansion": 8, "discriminator_scales": [1.0, 0.5]}
+    trainer = _trainer(tmp_path, **options)
+    assert list(trainer.discriminator.discs) == ["1", "0-5"]
+    before = {k: v.clone() for k, v in trainer.discriminator.state_dict().items()}
+    record = trainer.train_step()
+    assert {"gan", "feature_matching", "discriminator"} <= set(record)
+    assert all(np.isfinite(v) for v in record.values())
+    changed = [k for k, v in trainer.discriminator.state_dict().items()
+               if not torch.equal(v, before[k])]
+    assert any(k.endswith("weight_orig") for k in changed)
+    trainer.save_checkpoint()
+    resumed = _trainer(tmp_path, **options)
+    for key, value in trainer.discriminator.state_dict().items():
+        torch.testing.assert_close(resumed.discriminator.state_dict()[key], value)
+    assert resumed.optimizer_d.state_dict()["state"]
+    assert _trainer(tmp_path / "plain").discriminator is None

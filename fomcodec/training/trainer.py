@@ -17,6 +17,13 @@ from safetensors.torch import load_file
 
 from fomcodec.motion import apply_relative_motion, relative_motion
 from fomcodec.nets.config import ModelConfig
+from fomcodec.nets.discriminator import (
+    DiscriminatorConfig,
+    MultiScaleDiscriminator,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
 from fomcodec.nets.fomm import FOMM
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
 from fomcodec.training import checkpoint
@@ -44,6 +51,10 @@ class TrainConfig:
     weight_ms_ssim: float = 5.0
     weight_equivariance_value: float = 10.0
     weight_equivariance_jacobian: float = 10.0
+    weight_adversarial: float = 0.0    # FOMM vox-adv: 1 (LSGAN, multi-scale discriminator)
+    weight_feature_matching: float = 0.0  # FOMM vox-adv: 10 (per discriminator block)
+    discriminator_scales: list[float] = field(default_factory=lambda: [1.0])
+    discriminator_block_expansion: int = 32
     sigma_affine: float = 0.05
     sigma_tps: float = 0.005
     points_tps: int = 5
@@ -105,6 +116,17 @@ class Trainer:
         self.pyramid = ImagePyramid(train_config.scales).to(self.device)
         self.sampler = FramePairSampler(train_clips, seed=train_config.seed)
         self.validation_clips = validation_clips
+        self.discriminator: MultiScaleDiscriminator | None = None
+        self.parts: dict[str, checkpoint.Stateful] = {}
+        if train_config.weight_adversarial or train_config.weight_feature_matching:
+            self.discriminator = MultiScaleDiscriminator(DiscriminatorConfig(
+                scales=list(train_config.discriminator_scales),
+                block_expansion=train_config.discriminator_block_expansion)).to(self.device)
+            self.discriminator_pyramid = ImagePyramid(
+                list(train_config.discriminator_scales)).to(self.device)
+            self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(),
+                                                lr=train_config.lr, betas=train_config.betas)
+            self.parts = {"discriminator": self.discriminator, "optimizer_d": self.optimizer_d}
         self.step = 0
         self.best_psnr = -math.inf
         self.elapsed = 0.0
@@ -120,7 +142,8 @@ class Trainer:
     def _resume(self) -> None:
         if not self.checkpoint_path.exists():
             return
-        progress = checkpoint.load_checkpoint(self.checkpoint_path, self.model, self.optimizer)
+        progress = checkpoint.load_checkpoint(self.checkpoint_path, self.model, self.optimizer,
+                                              self.parts)
         self.step, self.best_psnr, self.elapsed = (progress.step, progress.best_psnr,
                                                    progress.elapsed)
         self.sampler.rng = np.random.default_rng(self.config.seed + self.step)
@@ -135,11 +158,15 @@ class Trainer:
     def save_checkpoint(self) -> None:
         checkpoint.save_checkpoint(
             self.checkpoint_path, self.model, self.optimizer,
-            checkpoint.TrainingProgress(self.step, self.best_psnr, self.elapsed),
+            checkpoint.TrainingProgress(self.step, self.best_psnr, self.elapsed), self.parts,
             train_config=json.dumps(dataclasses.asdict(self.config)))
 
     def losses(self, source: torch.Tensor, driving: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted loss terms for one batch."""
+        return self._losses(source, driving)[0]
+
+    def _losses(self, source: torch.Tensor, driving: torch.Tensor
+                ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         cfg = self.config
         kp_source = self.model.kp_detector(source)
         kp_driving = self.model.kp_detector(driving)
@@ -154,18 +181,39 @@ class Trainer:
                                               transform)
         terms["eq_value"] = cfg.weight_equivariance_value * value
         terms["eq_jacobian"] = cfg.weight_equivariance_jacobian * jacobian
-        return terms
+        if self.discriminator is not None:
+            fake = self.discriminator(self.discriminator_pyramid(prediction))
+            if cfg.weight_adversarial:
+                terms["gan"] = cfg.weight_adversarial * generator_adversarial_loss(fake)
+            if cfg.weight_feature_matching:
+                with torch.no_grad():
+                    real = self.discriminator(self.discriminator_pyramid(driving))
+                terms["feature_matching"] = (cfg.weight_feature_matching
+                                             * feature_matching_loss(real, fake))
+        return terms, prediction
+
+    def _discriminator_step(self, driving: torch.Tensor, prediction: torch.Tensor) -> float:
+        real = self.discriminator(self.discriminator_pyramid(driving))
+        fake = self.discriminator(self.discriminator_pyramid(prediction.detach()))
+        loss = discriminator_loss(real, fake)
+        self.optimizer_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer_d.step()
+        return loss.item()
 
     def train_step(self) -> dict[str, float]:
         source, driving = (t.to(self.device, non_blocking=True)
                            for t in self.sampler.sample(self.config.batch_size))
-        terms = self.losses(source, driving)
+        terms, prediction = self._losses(source, driving)
         loss = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        record = {k: v.item() for k, v in terms.items()} | {"loss": loss.item()}
+        if self.discriminator is not None:
+            record["discriminator"] = self._discriminator_step(driving, prediction)
         self.step += 1
-        return {k: v.item() for k, v in terms.items()} | {"loss": loss.item()}
+        return record
 
     def run(self, steps: int | None = None, export_path: Path | None = None,
             time_budget_s: float | None = None) -> None:
