@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import subprocess
+import sys
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -85,7 +88,7 @@ def minterpolate(anchors: np.ndarray, fps: Fraction) -> np.ndarray:
     drift = metrics.psnr_rgb(anchors[:len(doubled[::2])], doubled[::2]).mean()
     if drift < 40:
         raise RuntimeError(f"minterpolate output is not aligned with its input ({drift:.1f} dB)")
-    return doubled[1::2]
+    return doubled[1::2].copy()
 
 
 @torch.no_grad()
@@ -193,7 +196,12 @@ def in_codec(clips: dict[str, np.ndarray], fps: dict[str, Fraction], model,
 def markdown(args: argparse.Namespace, clips: dict[str, np.ndarray], results: dict,
              model_name: str) -> str:
     p, s, c = results["protocol"], results["speed"], results["codec"]
-    lines = [f"Validation: {len(clips)} held-out clips ({', '.join(clips)}), first "
+    command = "python benchmarks/evaluate_interpolation.py " + " ".join(sys.argv[1:])
+    lines = ["# Frame interpolation: quality and speed", "",
+             f"Made by `{command.strip()}` ({platform.processor() or platform.machine()}, "
+             f"{os.cpu_count()} cores). Commentary: "
+             "[models/interpolators/MODEL_CARD.md](../models/interpolators/MODEL_CARD.md).", "",
+             f"Validation: {len(clips)} held-out clips ({', '.join(clips)}), first "
              f"{args.frames} frames each, 256x256; {torch.get_num_threads()} CPU threads.", "",
              "## Protocol: drop every other frame, synthesise it, compare with the real one",
              "", "| method | PSNR dB | SSIM | frames |", "|---|---|---|---|"]

@@ -224,6 +224,9 @@ class Decoder:
 
         source image --kp_detector--> kp_source,  --encode_source--> features (once)
         motion --apply_relative_motion--> kp_driving --generator.decode (bf16)--> frames
+        frames without motion (motion_stride > 1): ``inbetween`` "keypoints" (the generator
+        from linearly interpolated motion) or "interpolator" (the facial frame interpolator
+        between the generated neighbours); ``fill=False``: the sent frames only
     """
 
     def __init__(self, model: ModelSpec | None = None, device: str | torch.device | None = "auto",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from conftest import talking_head_frames
 
@@ -100,3 +101,15 @@ def test_adversarial_training_updates_and_resumes_the_discriminator(tmp_path: Pa
         torch.testing.assert_close(resumed.discriminator.state_dict()[key], value)
     assert resumed.optimizer_d.state_dict()["state"]
     assert _trainer(tmp_path / "plain").discriminator is None
+
+
+def test_validation_leaves_out_the_source_frame(tmp_path: Path) -> None:
+    from fomcodec.training.trainer import _psnr, validate
+
+    frames = talking_head_frames(6, (256, 256))
+    clip = np.concatenate([frames[:1], np.repeat(frames[5:6], 4, axis=0)])
+    model = _trainer(tmp_path).model
+    result = validate(model, [clip], frames_per_clip=4, bf16=False)
+    a, b = (torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in (clip[0], clip[1]))
+    assert result["psnr_repeat_source"] == pytest.approx(_psnr(a, b))
+    assert result["psnr"] < 60
