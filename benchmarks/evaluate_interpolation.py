@@ -241,7 +241,8 @@ def main() -> None:
     networks = {}
     for spec in args.networks.split(","):
         network = load_interpolator(spec)
-        label = f"{network.config.name}: {LABELS[network.config.variant]}"
+        name = Path(spec).stem if spec.endswith(".safetensors") else spec
+        label = f"{name}: {LABELS[network.config.variant]}"
         networks[label] = MiddleFrameSynthesizer(network)
     model = load_model(args.model, device="cpu")
     results = {"protocol": protocol(clips, networks, fps),

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from fomcodec import bitstream as bs
 from fomcodec.crop import CropBox, parse_crop_box
 from fomcodec.errors import FomcError, InputError
 from fomcodec.fileio import write_bytes_atomic
@@ -75,7 +76,7 @@ class BatchOptions:
     image_codec: str | None = None
     value_scale: int = 10_000
     jacobian_scale: int = 1_000
-    motion_stride: int = 1
+    motion_stride: int = bs.DEFAULT_MOTION_STRIDE
     max_frames: int | None = None
     crop: str | None = None
     crops: tuple[tuple[str, str], ...] = ()

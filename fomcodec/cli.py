@@ -67,7 +67,8 @@ def main() -> None:
               help="Keypoint quantisation factor.")
 @click.option("--jacobian-scale", type=click.IntRange(1), default=1_000, show_default=True,
               help="Jacobian quantisation factor.")
-@click.option("--motion-stride", type=click.IntRange(1, 255), default=1, show_default=True,
+@click.option("--motion-stride", type=click.IntRange(1, 255), default=bs.DEFAULT_MOTION_STRIDE,
+              show_default=True,
               help="Send keypoints for every N-th frame; the decoder fills in the rest.")
 @click.option("--absolute", is_flag=True, help="Send absolute keypoints instead of motion "
                                                "relative to the first frame.")
@@ -171,7 +172,8 @@ def decode(src: str, output: str | None, model: str | None, config: str | None, 
 @click.option("--strip", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Also write a PNG strip of a few frames (originals above, decoded below).")
 @click.option("--strip-frames", type=click.IntRange(1, 32), default=6, show_default=True)
-@click.option("--motion-stride", type=click.IntRange(1, 255), default=1, show_default=True,
+@click.option("--motion-stride", type=click.IntRange(1, 255), default=bs.DEFAULT_MOTION_STRIDE,
+              show_default=True,
               help="As for encode.")
 @quiet_option
 @fail_cleanly

@@ -119,7 +119,8 @@ class Encoder:
                  batch_size: int = 16, image_codec: str = DEFAULT_CODEC,
                  image_quality: int = DEFAULT_QUALITY,
                  quantization: QuantizationParams | None = None, relative: bool = True,
-                 adapt_scale: bool = False, motion_stride: int = 1) -> None:
+                 adapt_scale: bool = False,
+                 motion_stride: int = bs.DEFAULT_MOTION_STRIDE) -> None:
         if batch_size < 1 or motion_stride < 1:
             raise ValueError("batch_size and motion_stride must be positive")
         self.device = resolve_device(device)

@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from fomcodec import bitstream as bs
 from fomcodec.cli_common import (
     config_option,
     device_option,
@@ -177,7 +178,8 @@ def compare_command(clips: tuple[str, ...], out_dir: str, overwrite: bool, model
               help="How the source image is coded (encode).")
 @click.option("--value-scale", type=click.IntRange(1), default=10_000, show_default=True)
 @click.option("--jacobian-scale", type=click.IntRange(1), default=1_000, show_default=True)
-@click.option("--motion-stride", type=click.IntRange(1, 255), default=1, show_default=True)
+@click.option("--motion-stride", type=click.IntRange(1, 255), default=bs.DEFAULT_MOTION_STRIDE,
+              show_default=True)
 @click.option("--frames", "max_frames", type=click.IntRange(1), default=None,
               help="Encode at most this many frames of each clip.")
 @click.option("--crop", default=None, metavar="centre|auto|X,Y,SIZE",

@@ -82,7 +82,7 @@ def write_preview(frames: np.ndarray, fps: Fraction, dst: str | os.PathLike,
 def make_preview(src: str | os.PathLike, dst: str | os.PathLike, model: ModelSpec | None = None,
                  device: str = "auto", crop: CropBox | None = None, max_frames: int = 100,
                  strip: str | os.PathLike | None = None, strip_frames: int = 6,
-                 overwrite: bool = False, motion_stride: int = 1,
+                 overwrite: bool = False, motion_stride: int = bs.DEFAULT_MOTION_STRIDE,
                  decoder_options: dict | None = None,
                  progress: Callable[[int], None] | None = None) -> PreviewStats:
     """Encode and decode the first ``max_frames`` frames of ``src`` with the codec (in memory),

@@ -40,7 +40,8 @@ def frames() -> np.ndarray:
 
 
 def test_round_trip_yields_every_frame_in_bounded_batches(model, frames) -> None:
-    stream = Encoder(model, device="cpu", batch_size=5).encode_frames(iter(frames), Fraction(25))
+    stream = Encoder(model, device="cpu", batch_size=5, motion_stride=1).encode_frames(
+        iter(frames), Fraction(25))
     assert stream.header.frame_count == len(frames)
     assert stream.motion.values.shape == (len(frames), 10, 2)
     stream = bs.unpack(bs.pack(stream))
@@ -75,8 +76,11 @@ def test_motion_stride_sends_fewer_keypoints_and_restores_the_frame_count(model,
         iter(frames[:11]), Fraction(25))
     assert stream.header.motion_stride == 2
     assert stream.motion.values.shape[0] == 6
-    full = Encoder(model, device="cpu").encode_frames(iter(frames[:11]), Fraction(25))
+    full = Encoder(model, device="cpu", motion_stride=1).encode_frames(iter(frames[:11]),
+                                                                       Fraction(25))
     np.testing.assert_array_equal(stream.motion.values, full.motion.values[::2])
+    default = Encoder(model, device="cpu").encode_frames(iter(frames[:11]), Fraction(25))
+    assert default.header.motion_stride == bs.DEFAULT_MOTION_STRIDE == 2
     decoded = np.concatenate(list(Decoder(model, device="cpu").decode_stream(stream)))
     assert len(decoded) == 11
 
