@@ -453,3 +453,18 @@ def test_real_clips(shared_dir: Path) -> None:
         frames = np.stack(list(read_frames(path, max_frames=3)))
         assert frames.shape == (3, 256, 256, 3)
         assert frames.std() > 5
+
+
+def test_atomic_outputs_get_the_usual_file_mode(tmp_path: Path) -> None:
+    import os
+
+    from fomcodec.fileio import write_bytes_atomic
+
+    mask = os.umask(0o022)
+    try:
+        path = write_bytes_atomic(tmp_path / "out.bin", b"data")
+    finally:
+        os.umask(mask)
+    assert path.read_bytes() == b"data"
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
