@@ -282,6 +282,15 @@ def train(config_path: str, clips_dir: str, split_path: str, cache_dir: str, run
                       init_weights=Path(init_weights) if init_weights else None)
 
 
+def _every_nth(stride: int) -> str:
+    """``every frame``, ``every 2nd frame``, ``every 3rd frame``, ``every 11th frame``..."""
+    if stride == 1:
+        return "every frame"
+    suffix = "th" if 10 <= stride % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(stride % 10,
+                                                                                 "th")
+    return f"every {stride}{suffix} frame"
+
+
 def stream_description(path: str) -> dict[str, Any]:
     """Everything ``fomc info`` shows about a stream, as a JSON-ready dict."""
     data, stream = bs.read(path)
@@ -329,7 +338,7 @@ def info(src: str, as_json: bool) -> None:
         f" ({desc['duration_s']} s)",
         f"  model:   {desc['model']} (weights {desc['weights_hash']}), {desc['keypoints']} "
         f"keypoints{' + Jacobians' if desc['jacobians'] else ''}",
-        f"  motion:  {desc['motion']}, every {desc['motion_stride']} frame(s), "
+        f"  motion:  {desc['motion']}, {_every_nth(desc['motion_stride'])}, "
         f"{desc['motion_frames']} frames, x{desc['value_scale']} / x{desc['jacobian_scale']}, "
         f"scale {desc['adapt_scale']}, {desc['clipped_values']} clipped",
         f"  image:   {images}",

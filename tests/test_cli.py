@@ -143,3 +143,12 @@ def test_usage_errors_exit_2(encoded: Path) -> None:
     assert run("encode", str(encoded), "--motion-stride", "0").exit_code == 2
     assert run("encode", str(encoded), "--crop", "nonsense").exit_code == 2
     assert run("frobnicate").exit_code == 2
+
+
+@pytest.mark.parametrize(("stride", "text"), [(1, "every frame"), (2, "every 2nd frame"),
+                                              (3, "every 3rd frame"), (11, "every 11th frame"),
+                                              (21, "every 21st frame"), (112, "every 112th frame")])
+def test_info_names_the_motion_stride(stride: int, text: str) -> None:
+    from fomcodec.cli import _every_nth
+
+    assert _every_nth(stride) == text
