@@ -33,6 +33,25 @@ def _default_output(src: str, suffix: str) -> Path:
     return Path(Path(src).name).with_suffix(suffix)
 
 
+crop_option = click.option(
+    "--crop", "crop", default=None, metavar="centre|auto|X,Y,SIZE",
+    help="Square crop: the centre square (default), auto (face detection), or a box in source "
+         "pixels.")
+
+
+def _is_auto(value: str | None) -> bool:
+    return value is not None and value.strip().lower() == "auto"
+
+
+def _crop_box(value: str | None, src: str, device: str) -> CropBox | None:
+    """The --crop option as a box: ``auto`` runs the face crop on ``src``."""
+    if not _is_auto(value):
+        return _parse_crop(value)
+    from fomcodec.face_crop import resolve_crop
+
+    return resolve_crop("auto", src, device=device)
+
+
 def _parse_crop(value: str | None) -> CropBox | None:
     if value is None or value in ("centre", "center"):
         return None
@@ -60,9 +79,7 @@ def main() -> None:
               help="Source image quality, higher is better (default: the image codec's).")
 @click.option("--image-codec", type=click.Choice(["avif", "webp", "jpeg", "png"]), default=None,
               help="How the source image is coded.")
-@click.option("--crop", "crop", default=None, metavar="centre|auto|X,Y,SIZE",
-              help="Square crop: the centre square (default), auto (face detection), or a "
-                   "box in source pixels.")
+@crop_option
 @click.option("--value-scale", type=click.IntRange(1), default=10_000, show_default=True,
               help="Keypoint quantisation factor.")
 @click.option("--jacobian-scale", type=click.IntRange(1), default=1_000, show_default=True,
@@ -88,15 +105,12 @@ def encode(src: str, output: str | None, model: str | None, config: str | None, 
     from fomcodec.fileio import check_output_path
     from fomcodec.video_io import probe_video
 
-    auto = crop is not None and crop.strip().lower() == "auto"
-    box = None if auto else _parse_crop(crop)
+    if not _is_auto(crop):
+        _parse_crop(crop)  # a malformed box is a usage error, before any file is touched
     dst = Path(output) if output else _default_output(src, ".fomc")
     check_output_path(dst, overwrite)
     info = probe_video(src)
-    if auto:
-        from fomcodec.face_crop import resolve_crop
-
-        box = resolve_crop("auto", src, device=device)
+    box = _crop_box(crop, src, device)
     codec = image_codec or images.DEFAULT_CODEC
     encoder = Encoder(
         load_model_option(model, config, device), device=device, batch_size=batch_size,
@@ -165,8 +179,7 @@ def decode(src: str, output: str | None, model: str | None, config: str | None, 
 @config_option
 @device_option
 @overwrite_option
-@click.option("--crop", "crop", default=None, metavar="centre|auto|X,Y,SIZE",
-              help="Square crop, as for encode.")
+@crop_option
 @click.option("--frames", "max_frames", type=click.IntRange(1), default=100, show_default=True,
               help="Frames to show.")
 @click.option("--strip", type=click.Path(dir_okay=False, path_type=str), default=None,
@@ -184,12 +197,7 @@ def preview(src: str, output: str | None, model: str | None, config: str | None,
     from fomcodec.preview import make_preview
 
     dst = Path(output) if output else Path(Path(src).stem + ".preview.gif")
-    if crop is not None and crop.strip().lower() == "auto":
-        from fomcodec.face_crop import resolve_crop
-
-        box = resolve_crop("auto", src, device=device)
-    else:
-        box = _parse_crop(crop)
+    box = _crop_box(crop, src, device)
     with progress_bar(2 * max_frames, "frame", not quiet) as progress:
         stats = make_preview(src, dst, load_model_option(model, config, device), device, box,
                              max_frames, strip, strip_frames, overwrite,

@@ -61,14 +61,17 @@ def frame_strip(top: np.ndarray, bottom: np.ndarray, count: int, gap: int = GAP)
     return np.concatenate([upper, np.full((gap, upper.shape[1], 3), 255, np.uint8), lower])
 
 
+def _check_preview_path(path: Path) -> None:
+    if path.suffix.lower() not in PREVIEW_SUFFIXES:
+        raise FomcError(f"{path}: a preview is {', '.join(PREVIEW_SUFFIXES)}")
+
+
 def write_preview(frames: np.ndarray, fps: Fraction, dst: str | os.PathLike,
                   overwrite: bool = False) -> Path:
     """Write (N, H, W, 3) frames as a looping GIF (``.gif``) or an H.264 video, atomically."""
     path = Path(dst)
-    suffix = path.suffix.lower()
-    if suffix not in PREVIEW_SUFFIXES:
-        raise FomcError(f"{path}: a preview is {', '.join(PREVIEW_SUFFIXES)}")
-    if suffix != ".gif":
+    _check_preview_path(path)
+    if path.suffix.lower() != ".gif":
         with VideoWriter(path, fps, (frames.shape[2], frames.shape[1]), overwrite) as writer:
             writer.write(frames)
         return path
@@ -87,9 +90,7 @@ def make_preview(src: str | os.PathLike, dst: str | os.PathLike, model: ModelSpe
                  progress: Callable[[int], None] | None = None) -> PreviewStats:
     """Encode and decode the first ``max_frames`` frames of ``src`` with the codec (in memory),
     and write original | decoded to ``dst`` (and the frame strip to ``strip``, a PNG)."""
-    check_output_path(dst, overwrite)
-    if Path(dst).suffix.lower() not in PREVIEW_SUFFIXES:
-        raise FomcError(f"{dst}: a preview is {', '.join(PREVIEW_SUFFIXES)}")
+    _check_preview_path(check_output_path(dst, overwrite))
     if strip is not None:
         check_output_path(strip, overwrite)
     info = probe_video(src)
