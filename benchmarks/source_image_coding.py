@@ -61,7 +61,7 @@ class Setting:
         if self.codec == "png":
             return "png"
         extra = ""
-        if self.codec == "avif":
+        if self.codec in ("avif", "av1"):
             extra = f" s{self.speed} {self.subsampling}"
         elif self.codec == "jpeg":
             extra = f" {self.subsampling}"
@@ -69,6 +69,7 @@ class Setting:
 
 
 SETTINGS = (
+    *(Setting("av1", q) for q in (20, 25, 30, 35, 40, 50, 60)),
     *(Setting("avif", q) for q in (20, 25, 30, 35, 40, 50, 60)),
     *(Setting("avif", q, subsampling="4:4:4") for q in (25, 30, 35, 40, 50)),
     *(Setting("avif", 30, speed=s) for s in (0, 4, 6, 8)),

@@ -38,7 +38,7 @@ FORMAT_VERSION = 1
 DEFAULT_MOTION_STRIDE = 2
 
 #: Stable ids of source-image codecs in ``SIMG`` chunks; never renumber, only append.
-IMAGE_CODEC_IDS: dict[str, int] = {"png": 0, "jpeg": 1, "webp": 2, "avif": 3}
+IMAGE_CODEC_IDS: dict[str, int] = {"png": 0, "jpeg": 1, "webp": 2, "avif": 3, "av1": 4}
 _IMAGE_CODEC_NAMES = {v: k for k, v in IMAGE_CODEC_IDS.items()}
 
 #: Largest decompressed motion payload a reader accepts (decompression-bomb guard).

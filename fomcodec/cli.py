@@ -17,6 +17,7 @@ from fomcodec.cli_common import (
     config_option,
     device_option,
     fail_cleanly,
+    image_codec_option,
     load_model_option,
     model_option,
     overwrite_option,
@@ -77,8 +78,7 @@ def main() -> None:
 @overwrite_option
 @click.option("-q", "--quality", type=click.IntRange(0, 100), default=None,
               help="Source image quality, higher is better (default: the image codec's).")
-@click.option("--image-codec", type=click.Choice(["avif", "webp", "jpeg", "png"]), default=None,
-              help="How the source image is coded.")
+@image_codec_option()
 @crop_option
 @click.option("--value-scale", type=click.IntRange(1), default=10_000, show_default=True,
               help="Keypoint quantisation factor.")
@@ -254,6 +254,11 @@ def interpolate(src: str, output: str, interpolator: str | None, device: str, ov
               help="Write the best validated weights here (safetensors, fp16).")
 @click.option("--steps", type=click.IntRange(1), default=100_000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True,
+              help="Adam learning rate; a resumed run switches to it.")
+@click.option("--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True,
+              help="Validate and export a moving average of the weights (e.g. 0.998); 0: off.")
 @click.option("--init", "init_weights", type=click.Path(exists=True, dir_okay=False),
               default=None, help="Start from these weights (safetensors) when the run is new.")
 @click.option("--time-budget", type=float, default=None, help="Stop after this many seconds.")
@@ -267,7 +272,8 @@ def interpolate(src: str, output: str, interpolator: str | None, device: str, ov
 @device_option
 @fail_cleanly
 def train(config_path: str, clips_dir: str, split_path: str, cache_dir: str, run_dir: str,
-          export_path: str | None, steps: int, batch_size: int, init_weights: str | None,
+          export_path: str | None, steps: int, batch_size: int, lr: float, ema_decay: float,
+          init_weights: str | None,
           time_budget: float | None, threads: int | None, ms_ssim_weight: float,
           adversarial_weight: float, feature_matching_weight: float, device: str) -> None:
     """Train (or resume training) a FOMM model on a folder of clips (CUDA when present)."""
@@ -279,7 +285,8 @@ def train(config_path: str, clips_dir: str, split_path: str, cache_dir: str, run
     if threads:
         torch.set_num_threads(threads)
     train_from_folder(ModelConfig.from_yaml(config_path),
-                      TrainConfig(steps=steps, batch_size=batch_size, validate_every=250,
+                      TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ema_decay=ema_decay,
+                                  validate_every=250,
                                   validation_frames=16, checkpoint_every=100,
                                   weight_ms_ssim=ms_ssim_weight,
                                   weight_adversarial=adversarial_weight,

@@ -63,6 +63,15 @@ device_option = click.option("--device", default="auto", show_default=True,
 overwrite_option = click.option("-y", "--overwrite", is_flag=True,
                                 help="Overwrite the output file if it exists.")
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+#: fomcodec.image_codec.CODECS, spelled out so that the CLI starts without Pillow and numpy
+IMAGE_CODECS = ("av1", "avif", "webp", "jpeg", "png")
+
+
+def image_codec_option(help_suffix: str = "") -> Callable[[Any], Any]:
+    """``--image-codec``: how the source image is coded (default: the codec's own, av1)."""
+    return click.option("--image-codec", type=click.Choice(IMAGE_CODECS), default=None,
+                        help=f"How the source image is coded (default: av1, which is AVIF "
+                             f"without its 260-byte container){help_suffix}.")
 
 
 def load_model_option(model: str | None, config: str | None, device: str):

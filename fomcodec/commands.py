@@ -24,6 +24,7 @@ from fomcodec.cli_common import (
     config_option,
     device_option,
     fail_cleanly,
+    image_codec_option,
     load_model_option,
     model_option,
     quiet_option,
@@ -174,8 +175,7 @@ def compare_command(clips: tuple[str, ...], out_dir: str, overwrite: bool, model
 @device_option
 @click.option("-q", "--quality", type=click.IntRange(0, 100), default=None,
               help="Source image quality, higher is better (encode).")
-@click.option("--image-codec", type=click.Choice(["avif", "webp", "jpeg", "png"]), default=None,
-              help="How the source image is coded (encode).")
+@image_codec_option(" (encode)")
 @click.option("--value-scale", type=click.IntRange(1), default=10_000, show_default=True)
 @click.option("--jacobian-scale", type=click.IntRange(1), default=1_000, show_default=True)
 @click.option("--motion-stride", type=click.IntRange(1, 255), default=bs.DEFAULT_MOTION_STRIDE,

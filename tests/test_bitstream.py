@@ -130,7 +130,7 @@ def streams(draw: st.DrawFn) -> Bitstream:
         st.lists(
             st.builds(
                 EncodedImage,
-                st.sampled_from(["png", "jpeg", "webp", "avif"]),
+                st.sampled_from(["png", "jpeg", "webp", "avif", "av1"]),
                 st.binary(min_size=1, max_size=64),
             ),
             min_size=1,

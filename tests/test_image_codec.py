@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 
+from fomcodec import avif_container
 from fomcodec.bitstream import EncodedImage
+from fomcodec.cli_common import IMAGE_CODECS
 from fomcodec.errors import BitstreamError
 from fomcodec.image_codec import (
     CODECS,
@@ -36,8 +38,9 @@ def image() -> np.ndarray:
 
 class TestSmoke:
     def test_constants(self) -> None:
-        assert CODECS == ("png", "jpeg", "webp", "avif")
+        assert CODECS == ("png", "jpeg", "webp", "avif", "av1")
         assert DEFAULT_CODEC in CODECS and 0 <= DEFAULT_QUALITY <= 100
+        assert sorted(IMAGE_CODECS) == sorted(CODECS)  # the CLI's choices
 
     @pytest.mark.parametrize("codec", CODECS)
     def test_round_trip_shape_and_dtype(self, codec: str) -> None:
@@ -48,8 +51,12 @@ class TestSmoke:
         assert out.shape == (48, 80, 3) and out.dtype == np.uint8
         assert out.flags.writeable
 
-    def test_default_is_avif(self, image: np.ndarray) -> None:
-        assert encode_image(image).data[4:12] == b"ftypavif"
+    def test_default_is_av1_the_avif_image_without_its_container(self, image: np.ndarray
+                                                                   ) -> None:
+        default, avif = encode_image(image), encode_image(image, "avif")
+        assert default.codec == "av1" and b"ftyp" not in default.data
+        assert len(avif.data) - len(default.data) == 260
+        np.testing.assert_array_equal(decode_image(default), decode_image(avif))
 
 
 class TestWrongInput:
@@ -135,3 +142,30 @@ class TestNumerics:
         data = encode_image(image, codec).data
         for marker in (b"Exif", b"ICC_PROFILE", b"iCCP", b"XMP", b"eXIf", b"tEXt", b"prof"):
             assert marker not in data
+
+
+class TestAvifContainer:
+    @pytest.mark.parametrize("subsampling", ["4:2:0", "4:4:4"])
+    @pytest.mark.parametrize("shape", [(1, 1), (17, 31), (96, 128)])
+    def test_strip_keeps_everything_rebuild_needs(self, shape: tuple[int, int],
+                                                  subsampling: str) -> None:
+        rgb = np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8)
+        avif = encode_image(rgb, "avif", subsampling=subsampling).data
+        stripped = avif_container.strip(avif)
+        assert stripped is not None and len(stripped) == len(avif) - 260
+        assert avif_container.rebuild(stripped) == avif
+
+    def test_other_layouts_are_not_stripped(self, image: np.ndarray) -> None:
+        avif = encode_image(image, "avif").data
+        assert avif_container.strip(avif + b"\0\0\0\x08free") is None
+        assert avif_container.strip(avif.replace(b"Color\0", b"Alpha\0")) is None
+        assert avif_container.strip(encode_image(image, "png").data) is None
+        assert avif_container.strip(b"") is None
+
+    @pytest.mark.parametrize("data,match", [(b"", "truncated"), (bytes(15), "truncated"),
+                                            (bytes(4) + bytes(11) + b"\x12", "0x0")])
+    def test_rebuild_rejects_what_cannot_be_an_image(self, data: bytes, match: str) -> None:
+        with pytest.raises(BitstreamError, match=match):
+            avif_container.rebuild(data)
+        with pytest.raises(BitstreamError):
+            decode_image(EncodedImage("av1", data))

@@ -68,8 +68,10 @@ def test_runs_resume_from_checkpoints_and_start_from_weights(tmp_path: Path) -> 
     torch.manual_seed(0)
     trainer = _trainer(tmp_path)
     trainer.run(steps=2)
-    resumed = _trainer(tmp_path)
+    resumed = _trainer(tmp_path, lr=5e-5)
     assert resumed.step == 2
+    assert [g["lr"] for g in resumed.optimizer.param_groups] == [5e-5]
+    assert resumed.optimizer.state_dict()["state"]
     for key, value in trainer.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value)
     weights = save_weights(trainer.model.eval(), tmp_path / "w.safetensors", half=False)
@@ -113,3 +115,22 @@ def test_validation_leaves_out_the_source_frame(tmp_path: Path) -> None:
     a, b = (torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in (clip[0], clip[1]))
     assert result["psnr_repeat_source"] == pytest.approx(_psnr(a, b))
     assert result["psnr"] < 60
+
+
+def test_moving_average_is_validated_exported_and_resumed(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    trainer = _trainer(tmp_path, lr=1e-3, ema_decay=0.5)
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.config.validate_every = 3
+    trainer.run(steps=3, export_path=tmp_path / "best.safetensors")
+    key = "generator.final.weight"
+    model, average = trainer.model.state_dict()[key], trainer.evaluated_model.state_dict()[key]
+    assert not torch.equal(average, model) and not torch.equal(average, start[key])
+    # an exponential average of the weights lies between the first and the last weights
+    assert (average - model).abs().mean() < (start[key] - model).abs().mean()
+    exported = load_model(tmp_path / "best.safetensors").state_dict()[key]
+    torch.testing.assert_close(exported, average.half().float())
+    resumed = _trainer(tmp_path, lr=1e-3, ema_decay=0.5)
+    torch.testing.assert_close(resumed.evaluated_model.state_dict()[key], average)
+    plain = _trainer(tmp_path / "plain")
+    assert plain.evaluated_model is plain.model

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fomcodec.motion import apply_relative_motion, relative_motion
 from fomcodec.nets.config import ModelConfig
@@ -63,6 +64,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     validate_every: int = 500
     validation_frames: int = 24
+    ema_decay: float = 0.0             # > 0: validate and export an exponential moving average
     seed: int = 0
     device: str = "auto"               # auto: CUDA when present, else the CPU
 
@@ -127,6 +129,12 @@ class Trainer:
             self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(),
                                                 lr=train_config.lr, betas=train_config.betas)
             self.parts = {"discriminator": self.discriminator, "optimizer_d": self.optimizer_d}
+        self.ema: AveragedModel | None = None
+        if train_config.ema_decay:
+            # the average starts as a copy of the weights at its first update (after a resume)
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(
+                train_config.ema_decay), use_buffers=True)
+            self.parts["ema"] = self.ema
         self.step = 0
         self.best_psnr = -math.inf
         self.elapsed = 0.0
@@ -147,7 +155,15 @@ class Trainer:
         self.step, self.best_psnr, self.elapsed = (progress.step, progress.best_psnr,
                                                    progress.elapsed)
         self.sampler.rng = np.random.default_rng(self.config.seed + self.step)
-        print(f"resumed from step {self.step}", file=sys.stderr)
+        optimizers = [self.optimizer] + ([self.optimizer_d] if self.discriminator else [])
+        for group in (g for optimizer in optimizers for g in optimizer.param_groups):
+            group["lr"] = self.config.lr
+        print(f"resumed from step {self.step} (lr {self.config.lr:g})", file=sys.stderr)
+
+    @property
+    def evaluated_model(self) -> FOMM:
+        """The weights that are validated and exported: the moving average when one is kept."""
+        return self.model if self.ema is None else self.ema.module
 
     def describe(self) -> str:
         """One line: parameters, device and precision."""
@@ -209,6 +225,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         record = {k: v.item() for k, v in terms.items()} | {"loss": loss.item()}
         if self.discriminator is not None:
             record["discriminator"] = self._discriminator_step(driving, prediction)
@@ -240,7 +258,7 @@ class Trainer:
                 print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in record.items()), file=sys.stderr, flush=True)
             if self.step % self.config.validate_every == 0 and self.validation_clips:
-                metrics = validate(self.model, self.validation_clips,
+                metrics = validate(self.evaluated_model, self.validation_clips,
                                    self.config.validation_frames, self.bf16, self.device)
                 log.write(json.dumps({"step": self.step, "validation": metrics}) + "\n")
                 log.flush()
@@ -248,10 +266,11 @@ class Trainer:
                 if metrics["psnr"] > self.best_psnr:
                     self.best_psnr = metrics["psnr"]
                     if export_path is not None:
-                        save_weights(self.model.eval(), export_path, extra_metadata={
+                        save_weights(self.evaluated_model.eval(), export_path, extra_metadata={
                             "step": str(self.step), "validation": json.dumps(metrics),
-                            "train_seconds": str(round(self.elapsed))})
-                        self.model.train()
+                            "train_seconds": str(round(self.elapsed)),
+                            "ema_decay": str(self.config.ema_decay)})
+                        self.evaluated_model.train()
             if self.step % self.config.checkpoint_every == 0:
                 self.save_checkpoint()
             if time_budget_s is not None and time.time() - started > time_budget_s:
