@@ -3,6 +3,8 @@
     python benchmarks/evaluate_model.py [--model fomc-small] [--frames 100]
         [--split models/splits/shared-data-v1.json] [--markdown docs/model-quality.md]
 
+``--frames 0`` scores whole clips.
+
 Each validation clip (people not seen in training) is encoded from its first frame and decoded
 (AVIF source image, int16 motion), then compared frame by frame with the original centre-cropped
 256x256 frames (the first frame, the source image itself, is left out): PSNR, SSIM and
@@ -35,7 +37,7 @@ def mean_metrics(reference: np.ndarray, candidate: np.ndarray) -> dict[str, floa
 
 
 def evaluate_clip(encoder: Encoder, decoder: Decoder, clip: Path, frames: int) -> dict:
-    original = np.stack(list(read_frames(clip, max_frames=frames)))
+    original = np.stack(list(read_frames(clip, max_frames=frames or None)))
     stream = encoder.encode_frames(iter(original), probe_video(clip).fps or Fraction(25))
     decoded = np.concatenate(list(decoder.decode_stream(stream)))
     # Frame 0 is the source image itself: scored for neither (the baseline would get it free).
@@ -50,7 +52,7 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--split", type=Path, default=REPO / "models/splits/shared-data-v1.json")
     parser.add_argument("--clips", type=Path, default=REPO.parent / "shared/data/clips")
-    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--frames", type=int, default=100, help="first N frames; 0: whole clips")
     parser.add_argument("--json", type=Path, help="write per-clip results here")
     parser.add_argument("--markdown", type=Path, help="write the table here")
     args = parser.parse_args()
@@ -58,8 +60,10 @@ def main() -> None:
     encoder, decoder = Encoder(model, device="cpu"), Decoder(model, device="cpu")
     names = json.loads(args.split.read_text())["validation"]
     results = [evaluate_clip(encoder, decoder, args.clips / name, args.frames) for name in names]
-    lines = [f"model {model.model_name} (weights {model.weights_hash.hex()}), first "
-             f"{args.frames} frames of {len(results)} held-out clips, 256x256",
+    span = f"first {args.frames} frames" if args.frames else "all frames"
+    lines = [f"model {model.model_name} (weights {model.weights_hash.hex()}), {span} of "
+             f"{len(results)} held-out clips ({sum(r['frames'] for r in results)} scored), "
+             "256x256",
              "", "| clip | PSNR dB | SSIM | MS-SSIM | repeat PSNR | repeat SSIM | repeat MS-SSIM |",
              "|---|---|---|---|---|---|---|"]
     for r in results + [{"clip": "**mean**", **{k: {m: float(np.mean([x[k][m] for x in results]))
