@@ -69,10 +69,11 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class FomcPoint:
-    """One fomc rate point: source-image quality, keypoint stride and quantisation."""
+    """One fomc rate point: source-image quality, keypoint stride and quantisation (the
+    defaults are the encoder's)."""
 
     quality: int = DEFAULT_QUALITY
-    motion_stride: int = 1
+    motion_stride: int = bs.DEFAULT_MOTION_STRIDE
     value_scale: int = 10_000
     jacobian_scale: int = 1_000
 
@@ -110,7 +111,7 @@ class FomcPoint:
 
 
 #: From a still-like stream (coarse keypoints every 4th frame, a small image) to a sharp image
-#: with full-precision motion; the motion costs as much as the image at full precision.
+#: with full-precision motion; ``FomcPoint(quality=30)`` is the encoder's default.
 DEFAULT_FOMC_POINTS: tuple[FomcPoint, ...] = (
     FomcPoint(quality=10, motion_stride=4, value_scale=1_000, jacobian_scale=100),
     FomcPoint(quality=15, motion_stride=2, value_scale=2_000, jacobian_scale=250),

@@ -15,8 +15,10 @@ from conftest import synthetic_talking_head, talking_head_frames
 
 from fomcodec import compare
 from fomcodec.baselines import BaselineConfig, available_codecs, encode_decode
+from fomcodec.bitstream import DEFAULT_MOTION_STRIDE
 from fomcodec.commands import compare_command
 from fomcodec.compare import Measurement
+from fomcodec.image_codec import DEFAULT_QUALITY
 from fomcodec.metrics import METRICS, vmaf_available
 from fomcodec.zoo import build_model, get_config, save_weights
 
@@ -231,6 +233,8 @@ def test_fomc_point_parsing() -> None:
     point = compare.FomcPoint.parse("q=45, stride=2, vs=2000, js=200")
     assert point == compare.FomcPoint(45, 2, 2000, 200)
     assert compare.FomcPoint.parse("") == compare.FomcPoint()
+    default = compare.FomcPoint()  # the encoder's defaults
+    assert (default.quality, default.motion_stride) == (DEFAULT_QUALITY, DEFAULT_MOTION_STRIDE)
     assert compare.parse_ladder("256,128/2") == ((256, 1), (128, 2))
     with pytest.raises(ValueError):
         compare.FomcPoint.parse("q=101")
