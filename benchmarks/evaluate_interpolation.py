@@ -136,10 +136,13 @@ def timed_ms(fn, repeats: int) -> float:
 
 
 @torch.no_grad()
-def speed(networks: dict[str, MiddleFrameSynthesizer], model, repeats: int) -> dict[str, float]:
-    """ms per 256x256 frame (batch of one): each network, and the FOMM generator of ``model``
-    decoding one frame from cached source features, as the decoder runs it."""
-    frame0, frame1 = torch.rand(1, 3, 256, 256), torch.rand(1, 3, 256, 256)
+def speed(networks: dict[str, MiddleFrameSynthesizer], model, repeats: int,
+          frames: np.ndarray) -> dict[str, float]:
+    """ms per 256x256 frame (batch of one) between ``frames[0]`` and ``frames[2]`` (real
+    content: the cost of the warps depends on the motion the network finds): each network,
+    and the FOMM generator of ``model`` decoding one frame from cached source features, as
+    the decoder runs it."""
+    frame0, frame1 = to_tensor(frames[0:1]), to_tensor(frames[2:3])
     result = {label: timed_ms(lambda s=s: s(frame0, frame1), repeats)
               for label, s in networks.items()}
     generator = model.generator.to(memory_format=torch.channels_last)
@@ -208,7 +211,8 @@ def markdown(args: argparse.Namespace, clips: dict[str, np.ndarray], results: di
     lines += [f"| {m} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['frames']} |"
               for m, v in p.items()]
     lines += ["", "## Speed: ms per interpolated 256x256 frame (batch 1, median of "
-              f"{args.repeats})", "", "| network | ms/frame |", "|---|---|"]
+              f"{args.repeats}; frames 0 and 2 of {next(iter(clips))})", "",
+              "| network | ms/frame |", "|---|---|"]
     lines += [f"| {m} | {v:.1f} |" for m, v in s.items()]
     lines += ["", f"## In the codec ({model_name}): in-between frames", "",
               "| decoding | in-between PSNR | in-between SSIM | all-frames PSNR | all SSIM | "
@@ -246,7 +250,7 @@ def main() -> None:
         networks[label] = MiddleFrameSynthesizer(network)
     model = load_model(args.model, device="cpu")
     results = {"protocol": protocol(clips, networks, fps),
-               "speed": speed(networks, model, args.repeats),
+               "speed": speed(networks, model, args.repeats, next(iter(clips.values()))),
                "codec": {} if args.skip_codec else in_codec(clips, fps, model,
                                                           args.networks.split(",")[0])}
     text = markdown(args, clips, results, model.model_name)
