@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from fomcodec.errors import ModelError
+from fomcodec.fileio import atomic_output
 from fomcodec.nets.config import ModelConfig
 from fomcodec.nets.fomm import FOMM
 
@@ -134,11 +135,9 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike, half: bool = T
     metadata = {"name": model.config.name, "format": "fomcodec-fomm",
                 "config": yaml.safe_dump(model.config.to_dict(), sort_keys=False)}
     metadata.update(extra_metadata or {})
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-    return path
+    with atomic_output(path, overwrite=True) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)
 
 
 def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:

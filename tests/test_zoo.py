@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,10 @@ def test_safetensors_round_trip_keeps_config_and_hash(tmp_path: Path) -> None:
     second = load_model(save_weights(first, tmp_path / "b.safetensors"))
     assert first.model_name == "tiny-256"
     assert first.weights_hash == second.weights_hash
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.safetensors", "b.safetensors"]
     for key, tensor in model.state_dict().items():  # fp16 storage is close to fp32
         torch.testing.assert_close(first.state_dict()[key], tensor, atol=2e-3, rtol=1e-3)
 
