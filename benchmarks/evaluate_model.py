@@ -6,9 +6,10 @@
 ``--frames 0`` scores whole clips.
 
 Each validation clip (people not seen in training) is encoded from its first frame and decoded
-(AVIF source image, int16 motion), then compared frame by frame with the original centre-cropped
-256x256 frames (the first frame, the source image itself, is left out): PSNR, SSIM and
-MS-SSIM, next to the baseline of repeating the first frame.
+with the encoder's and decoder's defaults (AV1 source image, int16 motion for every other
+frame), then compared frame by frame with the original centre-cropped 256x256 frames (the
+first frame, the source image itself, is left out): PSNR, SSIM and MS-SSIM, next to the
+baseline of repeating the first frame.
 """
 
 from __future__ import annotations

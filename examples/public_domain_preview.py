@@ -19,13 +19,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 import fomcodec
 from fomcodec import bitstream
-from fomcodec.fileio import atomic_output
 from fomcodec.metrics import psnr_rgb
-from fomcodec.preview import frame_strip, side_by_side, write_preview
+from fomcodec.preview import side_by_side, write_preview, write_strip
 from fomcodec.sample_clip import FPS, public_domain_clip
 
 
@@ -46,8 +44,7 @@ def main() -> None:
     repeat = psnr_rgb(original[1:], np.repeat(original[:1], len(original) - 1, axis=0)).mean()
     print(f"{len(decoded)} frames, {len(data)} B ({len(data) * 8 / 1000 / (len(decoded) / FPS):.2f}"
           f" kbit/s); frames 1..: decoded {ours:.2f} dB PSNR, repeating frame 0 {repeat:.2f} dB")
-    with atomic_output(args.strip, overwrite=True) as tmp:
-        Image.fromarray(frame_strip(original, decoded, 6)).save(tmp, format="PNG")
+    write_strip(original, decoded, args.strip, overwrite=True)
     if args.preview:
         write_preview(side_by_side(original, decoded), Fraction(FPS), args.preview, True)
 

@@ -55,6 +55,7 @@ def _container(width: int, height: int, av1c: bytes, nclx: bytes, payload_size: 
     return ftyp + meta(len(ftyp) + len(meta(0)) + 8) + struct.pack(">I4s", 8 + payload_size,
                                                                   b"mdat")
 
+
 def _boxes(data: bytes, start: int, end: int, skip: int = 0) -> dict[bytes, tuple[int, int]]:
     """Child boxes of ``data[start:end]`` (after ``skip`` header bytes): type -> body span."""
     found, offset = {}, start + skip

@@ -61,6 +61,14 @@ def frame_strip(top: np.ndarray, bottom: np.ndarray, count: int, gap: int = GAP)
     return np.concatenate([upper, np.full((gap, upper.shape[1], 3), 255, np.uint8), lower])
 
 
+def write_strip(top: np.ndarray, bottom: np.ndarray, dst: str | os.PathLike, count: int = 6,
+                overwrite: bool = False) -> Path:
+    """Write :func:`frame_strip` of ``top`` over ``bottom`` as a PNG, atomically."""
+    with atomic_output(dst, overwrite) as tmp:
+        Image.fromarray(frame_strip(top, bottom, count)).save(tmp, format="PNG")
+    return Path(dst)
+
+
 def _check_preview_path(path: Path) -> None:
     if path.suffix.lower() not in PREVIEW_SUFFIXES:
         raise FomcError(f"{path}: a preview is {', '.join(PREVIEW_SUFFIXES)}")
@@ -109,7 +117,6 @@ def make_preview(src: str | os.PathLike, dst: str | os.PathLike, model: ModelSpe
     write_preview(side_by_side(original, decoded), decoder.output_fps(stream.header), dst,
                   overwrite)
     if strip is not None:
-        with atomic_output(strip, overwrite) as tmp:
-            Image.fromarray(frame_strip(original, decoded, strip_frames)).save(tmp, format="PNG")
+        write_strip(original, decoded, strip, strip_frames, overwrite)
     return PreviewStats(len(decoded), decoder.output_fps(stream.header), len(data),
                         float(psnr_rgb(original, decoded).mean()))
