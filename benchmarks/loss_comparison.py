@@ -1,7 +1,7 @@
 """Which training losses validate best: a table over branches of one FOMM training run.
 
     python benchmarks/loss_comparison.py runs/loss-l1 runs/loss-l1-msssim ... [--frames 100]
-        [--markdown FILE]
+        [--at-step N] [--markdown FILE]
 
 Each RUN_DIR is a ``fomc train`` run with its own loss weights (read from its checkpoint),
 ideally branched from one checkpoint so that the weights, the optimiser, the moving average and
@@ -9,7 +9,9 @@ the order of the training pairs are the same at the start. For each run the tabl
 loss weights, training speed (pairs/s), the in-training validation PSNR at every validated step
 (16 frames per held-out clip), and its exported best weights (``RUN_DIR/candidate.safetensors``)
 scored through the whole codec on the held-out clips like ``evaluate_model.py``: PSNR, SSIM and
-MS-SSIM, frame 0 left out.
+MS-SSIM, frame 0 left out. ``--at-step N`` compares runs of different lengths at equal steps:
+only validations up to step N count, and the best of them is scored from the copy of the
+exported weights named ``RUN_DIR/candidate-step<S>.safetensors``.
 """
 
 from __future__ import annotations
@@ -40,16 +42,30 @@ def losses(run_dir: Path) -> str:
                       if config.get(key))
 
 
-def log_summary(run_dir: Path) -> tuple[dict[int, float], float]:
-    """Validation PSNR per step and mean training pairs/s, from ``log.jsonl``."""
+def log_summary(run_dir: Path, last_step: int | None) -> tuple[dict[int, float], float]:
+    """Validation PSNR per step and mean training pairs/s, from ``log.jsonl``, up to
+    ``last_step`` when given."""
     validation, speeds = {}, []
     for line in (run_dir / "log.jsonl").read_text().splitlines():
         record = json.loads(line)
+        if last_step is not None and record["step"] > last_step:
+            continue
         if "validation" in record:
             validation[record["step"]] = record["validation"]["psnr"]
         elif "pairs_per_s" in record:
             speeds.append(record["pairs_per_s"])
     return validation, float(np.mean(speeds)) if speeds else float("nan")
+
+
+def best_weights(run_dir: Path, validation: dict[int, float], at_step: int | None) -> Path:
+    """The exported weights of the best validation (up to ``at_step`` when given)."""
+    if at_step is None:
+        return run_dir / "candidate.safetensors"
+    best = max(validation, key=validation.get)
+    path = run_dir / f"candidate-step{best}.safetensors"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: keep a copy of each exported candidate")
+    return path
 
 
 def main() -> None:
@@ -58,17 +74,18 @@ def main() -> None:
     parser.add_argument("--split", type=Path, default=REPO / "models/splits/shared-data-v1.json")
     parser.add_argument("--clips", type=Path, default=REPO.parent / "shared/data/clips")
     parser.add_argument("--frames", type=int, default=100, help="first N frames; 0: whole clips")
+    parser.add_argument("--at-step", type=int, help="compare at this training step")
     parser.add_argument("--markdown", type=Path, help="write the tables here")
     args = parser.parse_args()
     names = json.loads(args.split.read_text())["validation"]
-    summaries = {run: log_summary(run) for run in args.runs}
+    summaries = {run: log_summary(run, args.at_step) for run in args.runs}
     steps = sorted({step for validation, _ in summaries.values() for step in validation})
     lines = ["| run | losses | pairs/s | " + " | ".join(f"val. {s}" for s in steps)
              + " | best step | PSNR dB | SSIM | MS-SSIM |",
              "|---|---|---|" + "---|" * len(steps) + "---|---|---|---|"]
     for run in args.runs:
         validation, speed = summaries[run]
-        model = load_model(run / "candidate.safetensors", device="cpu")
+        model = load_model(best_weights(run, validation, args.at_step), device="cpu")
         encoder, decoder = Encoder(model, device="cpu"), Decoder(model, device="cpu")
         results = [evaluate_clip(encoder, decoder, args.clips / name, args.frames)
                    for name in names]
