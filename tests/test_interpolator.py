@@ -221,11 +221,19 @@ def test_ablation_variants(tiny: InterpolatorConfig, variant: str) -> None:
         assert model(frame0, frame1, mode="asymmetric")["frame"].shape == (1, 3, 32, 32)
 
 
-@pytest.mark.parametrize(("name", "batch"), [("ffi-tiny", 2), ("ffi-fast", 1), ("ffi-fast", 2)])
-def test_candidates_are_the_blocks_warps(name: str, batch: int) -> None:
+@pytest.mark.parametrize(("name", "batch", "symmetric_warp"),
+                         [("ffi-tiny", 2, None), ("ffi-fast", 1, None), ("ffi-fast", 2, None),
+                          ("ffi-fast", 2, "exact"), ("ffi-tiny", 1, "prewarp")])
+def test_candidates_are_the_blocks_warps(name: str, batch: int,
+                                         symmetric_warp: str | None) -> None:
     """The network's candidates are WAMV / WSMV of each frame with the motion it reports
-    (catches frame / batch mix-ups in the paired warping), blended by the occlusion map."""
-    model = FacialFrameInterpolator(get_interpolator_config(name)).eval()
+    (catches frame / batch mix-ups in the paired warping), blended by the occlusion map; the
+    symmetric ones by the WSMV the config names (exact or prewarp)."""
+    config = get_interpolator_config(name)
+    if symmetric_warp is not None:
+        config = config.replace(symmetric_warp=symmetric_warp)
+    model = FacialFrameInterpolator(config).eval()
+    symmetric = {"exact": wsmv, "prewarp": wsmv_prewarp}[config.symmetric_warp]
     gen = torch.Generator().manual_seed(4)
     frame0 = torch.rand(batch, 3, 32, 32, generator=gen)
     frame1 = torch.rand(batch, 3, 32, 32, generator=gen)
@@ -238,7 +246,7 @@ def test_candidates_are_the_blocks_warps(name: str, batch: int) -> None:
                 frame, a[f"weight{t}"].contiguous(), a[f"alpha{t}"].contiguous(),
                 a[f"beta{t}"].contiguous(), k), atol=1e-5, rtol=0)
             sign = -1 if t else 1
-            torch.testing.assert_close(out[f"sym{t}"], wsmv(
+            torch.testing.assert_close(out[f"sym{t}"], symmetric(
                 frame, s[f"weight{t}"].contiguous(), sign * s["alpha"], sign * s["beta"], k),
                 atol=1e-5, rtol=0)
         occ = out["occlusion"]
