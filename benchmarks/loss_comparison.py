@@ -57,12 +57,12 @@ def log_summary(run_dir: Path, last_step: int | None) -> tuple[dict[int, float],
     return validation, float(np.mean(speeds)) if speeds else float("nan")
 
 
-def best_weights(run_dir: Path, validation: dict[int, float], at_step: int | None) -> Path:
-    """The exported weights of the best validation (up to ``at_step`` when given)."""
+def best_weights(run_dir: Path, best_step: int, at_step: int | None) -> Path:
+    """The exported weights to score: the run's best (``candidate.safetensors``), or with
+    ``at_step`` the kept copy from ``best_step``, its best validation up to that step."""
     if at_step is None:
         return run_dir / "candidate.safetensors"
-    best = max(validation, key=validation.get)
-    path = run_dir / f"candidate-step{best}.safetensors"
+    path = run_dir / f"candidate-step{best_step}.safetensors"
     if not path.exists():
         raise SystemExit(f"{path} is missing: keep a copy of each exported candidate")
     return path
@@ -85,14 +85,16 @@ def main() -> None:
              "|---|---|---|" + "---|" * len(steps) + "---|---|---|---|"]
     for run in args.runs:
         validation, speed = summaries[run]
-        model = load_model(best_weights(run, validation, args.at_step), device="cpu")
+        if not validation:
+            raise SystemExit(f"{run}: its log has no validation to compare")
+        best = max(validation, key=validation.get)
+        model = load_model(best_weights(run, best, args.at_step), device="cpu")
         encoder, decoder = Encoder(model, device="cpu"), Decoder(model, device="cpu")
         results = [evaluate_clip(encoder, decoder, args.clips / name, args.frames)
                    for name in names]
         mean = {m: float(np.mean([r["codec"][m] for r in results]))
                 for m in ("psnr", "ssim", "ms_ssim")}
         cells = " | ".join(f"{validation[s]:.3f}" if s in validation else "-" for s in steps)
-        best = max(validation, key=validation.get) if validation else "-"
         lines.append(f"| {run.name} | {losses(run)} | {speed:.2f} | {cells} | {best} | "
                      f"{mean['psnr']:.3f} | {mean['ssim']:.4f} | {mean['ms_ssim']:.4f} |")
         print(lines[-1], flush=True)
