@@ -2,17 +2,23 @@
 
     python benchmarks/evaluate_interpolation.py [--frames 100] [--threads 2]
         [--networks ffi-fast,ffi-fast-proposed-s,ffi-fast-proposed-as]
-        [--markdown docs/interpolation.md] [--json FILE]
+        [--markdown docs/interpolation.md] [--json FILE] [--time-reversal-ensemble]
 
 1. Protocol (Kim et al.): in each validation clip (people not used in training; centre-square
    256x256 frames, the first ``--frames``), drop every other frame, synthesise it from its two
    neighbours and compare it with the real one: PSNR (RGB) and SSIM, for each trained network
    (the full one and the ablations Proposed-S and Proposed-AS) and three baselines: repeating
    the previous frame, averaging the two frames, and ffmpeg's motion-compensated
-   ``minterpolate`` (mi_mode=mci) on the half-rate clip.
+   ``minterpolate`` (mi_mode=mci) on the half-rate clip; the same scores by the size of the
+   motion between the two frames (the dominant translation, by phase correlation), which
+   shows where each method wins. ``--time-reversal-ensemble`` adds the first network averaged
+   with its own time-reversed run (twice the cost): a measure of what a better-trained network
+   of the same kind could reach.
 2. Speed: CPU milliseconds per interpolated 256x256 frame (median of ``--repeats`` single-frame
    runs at ``--threads`` threads, bf16 + channels_last where the config asks and the CPU has
-   it), next to the FOMM generator's per-frame cost, measured in the same run.
+   it), next to the FOMM generator's per-frame cost, measured in the same run; a network that
+   ships the approximate symmetric warp is also timed with the exact WSMV it was trained with,
+   and the first network also per frame of a batch of four (how the decoder runs it).
 3. In the codec: each clip encoded with motion for every other frame (``--motion-stride 2``)
    and decoded with the in-between frames from the interpolator or from the generator driven
    by the average of the neighbouring keypoints (and, for reference, encoded with every
@@ -23,6 +29,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -30,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -48,8 +56,13 @@ from fomcodec.zoo import DEFAULT_MODEL, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 NETWORKS = "ffi-fast,ffi-fast-proposed-s,ffi-fast-proposed-as"
+GENERATOR_LABEL = "FOMM generator"
 LABELS = {"full": "full network", "proposed-s": "Proposed-S (symmetric initial estimate)",
           "proposed-as": "Proposed-AS (four-way occlusion blend)"}
+
+
+MOTION_BINS = (0.0, 1.0, 2.0, 4.0, 8.0, float("inf"))  # pixels of dominant translation
+LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 
 def quality(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
@@ -91,60 +104,119 @@ def minterpolate(anchors: np.ndarray, fps: Fraction) -> np.ndarray:
     return doubled[1::2].copy()
 
 
+def dominant_shift(first: np.ndarray, second: np.ndarray, size: int = 128) -> np.ndarray:
+    """Length in pixels of the dominant translation between each pair of (N, H, W, 3) uint8
+    frames: phase correlation of grey, Hann-windowed copies downscaled to ``size`` square, the
+    peak refined to a fraction of a pixel by a parabola through its neighbours."""
+    def grey(frames: np.ndarray) -> torch.Tensor:
+        luma = (to_tensor(frames) * LUMA[:, None, None]).sum(1, keepdim=True)
+        small = torch.nn.functional.interpolate(luma, size=(size, size),
+                                                mode="area")[:, 0].double().numpy()
+        window = np.outer(np.hanning(size), np.hanning(size))
+        return (small - small.mean((1, 2), keepdims=True)) * window
+
+    spectrum = np.fft.rfft2(grey(second)) * np.conj(np.fft.rfft2(grey(first)))
+    correlation = np.fft.irfft2(spectrum / (np.abs(spectrum) + 1e-12), s=(size, size))
+    shifts = []
+    for surface in correlation:
+        row, col = np.unravel_index(int(surface.argmax()), surface.shape)
+        offset = []
+        for line, at in ((surface[:, col], row), (surface[row], col)):
+            left, centre, right = line[at - 1], line[at], line[(at + 1) % size]
+            curvature = left - 2 * centre + right
+            peak = at + (0.5 * (left - right) / curvature if abs(curvature) > 1e-12 else 0.0)
+            offset.append(peak - size if peak > size / 2 else peak)
+        shifts.append(np.hypot(*offset))
+    return np.asarray(shifts) * first.shape[2] / size
+
+
 @torch.no_grad()
 def run_network(synthesize: MiddleFrameSynthesizer, first: np.ndarray, second: np.ndarray,
-                batch: int = 8) -> np.ndarray:
-    out = [to_uint8(synthesize(to_tensor(first[i:i + batch]), to_tensor(second[i:i + batch])))
-           for i in range(0, len(first), batch)]
-    return np.concatenate(out)
+                batch: int = 8) -> torch.Tensor:
+    """The middle frames between (N, H, W, 3) uint8 stacks, as an (N, 3, H, W) float tensor."""
+    return torch.cat([synthesize(to_tensor(first[i:i + batch]), to_tensor(second[i:i + batch]))
+                      for i in range(0, len(first), batch)])
 
 
 def protocol(clips: dict[str, np.ndarray], networks: dict[str, MiddleFrameSynthesizer],
-             fps: dict[str, Fraction]) -> dict[str, dict[str, float]]:
-    """Per method: mean PSNR / SSIM over every synthesised frame of every clip."""
-    scores: dict[str, list[dict[str, float]]] = {}
+             fps: dict[str, Fraction], time_reversal_ensemble: bool = False) -> dict[str, dict]:
+    """``methods``: per method, mean PSNR / SSIM over every synthesised frame of every clip;
+    ``by_motion``: per range of dominant translation (pixels), its frame count and each
+    method's mean PSNR."""
+    psnr: dict[str, list[np.ndarray]] = {}
+    ssim: dict[str, list[np.ndarray]] = {}
+    shifts = []
 
     def add(method: str, reference: np.ndarray, candidate: np.ndarray) -> None:
-        scores.setdefault(method, []).append(quality(reference, candidate) | {
-            "frames": len(reference)})
+        psnr.setdefault(method, []).append(metrics.psnr_rgb(reference, candidate))
+        ssim.setdefault(method, []).append(metrics.ssim(reference, candidate))
 
     for name, frames in clips.items():
         anchors = frames[0::2]
         first, second = anchors[:-1], anchors[1:]
         target = frames[1:2 * len(first):2]
+        shifts.append(dominant_shift(first, second))
         add("repeat previous frame", target, first)
         average = ((first.astype(np.uint16) + second + 1) // 2).astype(np.uint8)
         add("average of the two frames", target, average)
         add("ffmpeg minterpolate (mci)", target, minterpolate(anchors, fps[name] / 2))
-        for label, synthesize in networks.items():
-            add(label, target, run_network(synthesize, first, second))
+        for index, (label, synthesize) in enumerate(networks.items()):
+            middle = run_network(synthesize, first, second)
+            add(label, target, to_uint8(middle))
+            if time_reversal_ensemble and index == 0:
+                reversed_middle = run_network(synthesize, second, first)
+                add(f"{label.split(':')[0]}: averaged with its time-reversed run (2x cost)",
+                    target, to_uint8((middle + reversed_middle) / 2))
         print(f"protocol: {name} ({len(target)} frames)", flush=True)
-    return {method: {k: float(np.average([r[k] for r in rows],
-                                         weights=[r["frames"] for r in rows]))
-                     for k in ("psnr", "ssim")} | {"frames": sum(r["frames"] for r in rows)}
-            for method, rows in scores.items()}
+    shift = np.concatenate(shifts)
+    methods = {m: {"psnr": float(np.concatenate(psnr[m]).mean()),
+                   "ssim": float(np.concatenate(ssim[m]).mean()), "frames": len(shift)}
+               for m in psnr}
+    by_motion = {}
+    for low, high in zip(MOTION_BINS[:-1], MOTION_BINS[1:], strict=True):
+        inside = (shift >= low) & (shift < high)
+        if inside.any():
+            label = f"{low:g}-{high:g} px" if np.isfinite(high) else f">= {low:g} px"
+            by_motion[label] = {"frames": int(inside.sum())} | {
+                m: float(np.concatenate(v)[inside].mean()) for m, v in psnr.items()}
+    return {"methods": methods, "by_motion": by_motion}
 
 
-def timed_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times)
+def timed_ms(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median milliseconds of each callable over ``repeats`` rounds after one warm-up round.
+    The callables take turns within each round, so a machine that slows down or speeds up
+    (a shared host) shifts them all alike and their ratios hold."""
+    times: dict[str, list[float]] = {label: [] for label in cases}
+    for round_ in range(repeats + 1):
+        for label, fn in cases.items():
+            started = time.perf_counter()
+            fn()
+            if round_:
+                times[label].append(time.perf_counter() - started)
+    return {label: 1000 * statistics.median(values) for label, values in times.items()}
 
 
 @torch.no_grad()
 def speed(networks: dict[str, MiddleFrameSynthesizer], model, repeats: int,
           frames: np.ndarray) -> dict[str, float]:
-    """ms per 256x256 frame (batch of one) between ``frames[0]`` and ``frames[2]`` (real
-    content: the cost of the warps depends on the motion the network finds): each network,
-    and the FOMM generator of ``model`` decoding one frame from cached source features, as
-    the decoder runs it."""
+    """ms per 256x256 frame (batch of one unless named) between ``frames[0]`` and
+    ``frames[2]`` (real content: the cost of the warps depends on the motion the network
+    finds): each network, the ones that ship the approximate symmetric warp also with the exact
+    WSMV, the first one per frame of a batch of four pairs, and the FOMM generator of
+    ``model`` decoding one frame from cached source features, as the decoder runs it."""
     frame0, frame1 = to_tensor(frames[0:1]), to_tensor(frames[2:3])
-    result = {label: timed_ms(lambda s=s: s(frame0, frame1), repeats)
-              for label, s in networks.items()}
+    synthesizers = dict(networks)
+    for label, synthesize in networks.items():
+        if synthesize.model.config.symmetric_warp == "prewarp":
+            exact = copy.deepcopy(synthesize.model)
+            exact.config = exact.config.replace(symmetric_warp="exact")
+            synthesizers[f"{label}, exact WSMV (as trained)"] = MiddleFrameSynthesizer(exact)
+    cases = {label: (lambda s=s: s(frame0, frame1), 1) for label, s in synthesizers.items()}
+    first_label, first = next(iter(networks.items()))
+    pairs = min(4, (len(frames) - 1) // 2)
+    batch0, batch1 = to_tensor(frames[0:2 * pairs:2]), to_tensor(frames[2:2 * pairs + 1:2])
+    cases[f"{first_label}, per frame of a batch of {len(batch0)}"] = (
+        lambda: first(batch0, batch1), len(batch0))
     generator = model.generator.to(memory_format=torch.channels_last)
     source = frame0.contiguous(memory_format=torch.channels_last)
     bf16 = bf16_supported(torch.device("cpu"))
@@ -157,8 +229,10 @@ def speed(networks: dict[str, MiddleFrameSynthesizer], model, repeats: int,
         with autocast(torch.device("cpu"), bf16):
             generator.decode(source, features, driving, kp)
 
-    result[f"FOMM generator ({model.model_name})"] = timed_ms(generate, repeats)
-    return result
+    generator_label = f"{GENERATOR_LABEL} ({model.model_name})"
+    cases[generator_label] = (generate, 1)
+    medians = timed_ms({label: fn for label, (fn, _) in cases.items()}, repeats)
+    return {label: medians[label] / count for label, (_, count) in cases.items()}
 
 
 def in_codec(clips: dict[str, np.ndarray], fps: dict[str, Fraction], model,
@@ -196,24 +270,37 @@ def in_codec(clips: dict[str, np.ndarray], fps: dict[str, Fraction], model,
             for label, values in rows.items()}
 
 
+def machine() -> str:
+    """The CPU and the precision the networks ran in, for the page's header."""
+    precision = "bf16" if bf16_supported(torch.device("cpu")) else "fp32"
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch CPU "
+            f"capability {torch.backends.cpu.get_cpu_capability()}, {precision}")
+
+
 def markdown(args: argparse.Namespace, clips: dict[str, np.ndarray], results: dict,
              model_name: str) -> str:
     p, s, c = results["protocol"], results["speed"], results["codec"]
+    methods, by_motion = p["methods"], p["by_motion"]
     command = "python benchmarks/evaluate_interpolation.py " + " ".join(sys.argv[1:])
     lines = ["# Frame interpolation: quality and speed", "",
-             f"Made by `{command.strip()}` ({platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} cores). Commentary: "
+             f"Made by `{command.strip()}` ({machine()}). Commentary: "
              "[models/interpolators/MODEL_CARD.md](../models/interpolators/MODEL_CARD.md).", "",
              f"Validation: {len(clips)} held-out clips ({', '.join(clips)}), first "
              f"{args.frames} frames each, 256x256; {torch.get_num_threads()} CPU threads.", "",
              "## Protocol: drop every other frame, synthesise it, compare with the real one",
              "", "| method | PSNR dB | SSIM | frames |", "|---|---|---|---|"]
     lines += [f"| {m} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['frames']} |"
-              for m, v in p.items()]
-    lines += ["", "## Speed: ms per interpolated 256x256 frame (batch 1, median of "
-              f"{args.repeats}; frames 0 and 2 of {next(iter(clips))})", "",
-              "| network | ms/frame |", "|---|---|"]
-    lines += [f"| {m} | {v:.1f} |" for m, v in s.items()]
+              for m, v in methods.items()]
+    lines += ["", "### PSNR dB by the motion between the two frames (dominant translation)", "",
+              "| method | " + " | ".join(f"{b} ({v['frames']})" for b, v in by_motion.items())
+              + " |", "|---|" + "---|" * len(by_motion)]
+    lines += [f"| {m} | " + " | ".join(f"{v[m]:.2f}" for v in by_motion.values()) + " |"
+              for m in methods]
+    generator = next(v for m, v in s.items() if m.startswith(GENERATOR_LABEL))
+    lines += ["", "## Speed: ms per interpolated 256x256 frame (batch 1 unless named, median "
+              f"of {args.repeats}, taking turns; frames 0 and 2 of {next(iter(clips))})", "",
+              "| network | ms/frame | x FOMM generator |", "|---|---|---|"]
+    lines += [f"| {m} | {v:.1f} | {v / generator:.2f} |" for m, v in s.items()]
     lines += ["", f"## In the codec ({model_name}): in-between frames", "",
               "| decoding | in-between PSNR | in-between SSIM | all-frames PSNR | all SSIM | "
               "decode ms/frame | motion kbit/s |", "|---|---|---|---|---|---|---|"]
@@ -234,6 +321,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--skip-codec", action="store_true")
+    parser.add_argument("--time-reversal-ensemble", action="store_true",
+                        help="also score the first network averaged with its time-reversed run")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
@@ -249,7 +338,7 @@ def main() -> None:
         label = f"{name}: {LABELS[network.config.variant]}"
         networks[label] = MiddleFrameSynthesizer(network)
     model = load_model(args.model, device="cpu")
-    results = {"protocol": protocol(clips, networks, fps),
+    results = {"protocol": protocol(clips, networks, fps, args.time_reversal_ensemble),
                "speed": speed(networks, model, args.repeats, next(iter(clips.values()))),
                "codec": {} if args.skip_codec else in_codec(clips, fps, model,
                                                           args.networks.split(",")[0])}
