@@ -108,7 +108,7 @@ def dominant_shift(first: np.ndarray, second: np.ndarray, size: int = 128) -> np
     """Length in pixels of the dominant translation between each pair of (N, H, W, 3) uint8
     frames: phase correlation of grey, Hann-windowed copies downscaled to ``size`` square, the
     peak refined to a fraction of a pixel by a parabola through its neighbours."""
-    def grey(frames: np.ndarray) -> torch.Tensor:
+    def grey(frames: np.ndarray) -> np.ndarray:
         luma = (to_tensor(frames) * LUMA[:, None, None]).sum(1, keepdim=True)
         small = torch.nn.functional.interpolate(luma, size=(size, size),
                                                 mode="area")[:, 0].double().numpy()
@@ -126,8 +126,9 @@ def dominant_shift(first: np.ndarray, second: np.ndarray, size: int = 128) -> np
             curvature = left - 2 * centre + right
             peak = at + (0.5 * (left - right) / curvature if abs(curvature) > 1e-12 else 0.0)
             offset.append(peak - size if peak > size / 2 else peak)
-        shifts.append(np.hypot(*offset))
-    return np.asarray(shifts) * first.shape[2] / size
+        rows, cols = offset
+        shifts.append(np.hypot(rows * first.shape[1] / size, cols * first.shape[2] / size))
+    return np.asarray(shifts)
 
 
 @torch.no_grad()

@@ -40,3 +40,11 @@ def test_dominant_shift_is_per_pair(dominant_shift):
     found = dominant_shift(first, second)
     assert found[0] == pytest.approx(0, abs=0.2)
     assert found[1] == pytest.approx(4, abs=0.2)
+
+
+def test_dominant_shift_scales_rows_and_columns_separately(dominant_shift):
+    wide = np.concatenate([textured_frame(2), textured_frame(3)], axis=1)  # 256 x 512
+    moved = np.roll(wide, (0, 6), axis=(0, 1))
+    assert dominant_shift(wide[None], moved[None])[0] == pytest.approx(6, abs=0.3)
+    moved = np.roll(wide, (5, 0), axis=(0, 1))
+    assert dominant_shift(wide[None], moved[None])[0] == pytest.approx(5, abs=0.3)
