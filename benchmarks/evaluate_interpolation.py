@@ -14,11 +14,12 @@
    shows where each method wins. ``--time-reversal-ensemble`` adds the first network averaged
    with its own time-reversed run (twice the cost): a measure of what a better-trained network
    of the same kind could reach.
-2. Speed: CPU milliseconds per interpolated 256x256 frame (median of ``--repeats`` single-frame
-   runs at ``--threads`` threads, bf16 + channels_last where the config asks and the CPU has
-   it), next to the FOMM generator's per-frame cost, measured in the same run; a network that
-   ships the approximate symmetric warp is also timed with the exact WSMV it was trained with,
-   and the first network also per frame of a batch of four (how the decoder runs it).
+2. Speed: CPU milliseconds per interpolated 256x256 frame (median of ``--repeats`` rounds in
+   which the cases take turns, at ``--threads`` threads, bf16 + channels_last where the config
+   asks and the CPU has it), next to the FOMM generator's per-frame cost, measured in the same
+   run; a network that ships the approximate symmetric warp is also timed with the exact WSMV
+   it was trained with, and the first network also per frame of a batch of four (how the
+   decoder runs it).
 3. In the codec: each clip encoded with motion for every other frame (``--motion-stride 2``)
    and decoded with the in-between frames from the interpolator or from the generator driven
    by the average of the neighbouring keypoints (and, for reference, encoded with every
@@ -59,10 +60,7 @@ NETWORKS = "ffi-fast,ffi-fast-proposed-s,ffi-fast-proposed-as"
 GENERATOR_LABEL = "FOMM generator"
 LABELS = {"full": "full network", "proposed-s": "Proposed-S (symmetric initial estimate)",
           "proposed-as": "Proposed-AS (four-way occlusion blend)"}
-
-
 MOTION_BINS = (0.0, 1.0, 2.0, 4.0, 8.0, float("inf"))  # pixels of dominant translation
-LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 
 def quality(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
@@ -109,9 +107,9 @@ def dominant_shift(first: np.ndarray, second: np.ndarray, size: int = 128) -> np
     frames: phase correlation of grey, Hann-windowed copies downscaled to ``size`` square, the
     peak refined to a fraction of a pixel by a parabola through its neighbours."""
     def grey(frames: np.ndarray) -> np.ndarray:
-        luma = (to_tensor(frames) * LUMA[:, None, None]).sum(1, keepdim=True)
+        luma = torch.from_numpy(metrics.luma(frames))[:, None]
         small = torch.nn.functional.interpolate(luma, size=(size, size),
-                                                mode="area")[:, 0].double().numpy()
+                                                mode="area")[:, 0].numpy()
         window = np.outer(np.hanning(size), np.hanning(size))
         return (small - small.mean((1, 2), keepdims=True)) * window
 
@@ -166,7 +164,7 @@ def protocol(clips: dict[str, np.ndarray], networks: dict[str, MiddleFrameSynthe
             add(label, target, to_uint8(middle))
             if time_reversal_ensemble and index == 0:
                 reversed_middle = run_network(synthesize, second, first)
-                add(f"{label.split(':')[0]}: averaged with its time-reversed run (2x cost)",
+                add(f"{label}, averaged with its time-reversed run (2x cost)",
                     target, to_uint8((middle + reversed_middle) / 2))
         print(f"protocol: {name} ({len(target)} frames)", flush=True)
     shift = np.concatenate(shifts)

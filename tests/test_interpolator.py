@@ -347,6 +347,19 @@ def test_training_lowers_the_loss_resumes_and_exports(tiny: InterpolatorConfig,
         torch.testing.assert_close(value, trainer.model.state_dict()[name].half().float())
 
 
+def test_frozen_parameters_stay_put(tiny: InterpolatorConfig, tmp_path) -> None:
+    clips = _clips()
+    config = InterpolatorTrainConfig(stage="finetune", steps=3, batch_size=2, lr=1e-2, amp=False,
+                                     validate_every=100, device="cpu",
+                                     freeze=["features", "trunk", "asymmetric", "symmetric"])
+    trainer = InterpolatorTrainer(tiny, config, tmp_path, clips, clips)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.run()
+    moved = {n for n, p in trainer.model.named_parameters()
+             if not torch.equal(p.detach(), before[n])}
+    assert moved and all(n.startswith(("synthesis", "context")) for n in moved), moved
+
+
 def test_channels_last_and_bf16_paths_agree() -> None:
     model = FacialFrameInterpolator(get_interpolator_config("ffi-fast")).eval()
     frame0, frame1 = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)

@@ -468,6 +468,9 @@ def main(argv: list[str] | None = None) -> None:
                                                     "triplets (i, i+g, i+2g)")
     parser.add_argument("--smoothness", type=float, default=None)
     parser.add_argument("--init-from", default=None)
+    parser.add_argument("--freeze", default="",
+                        help="comma-separated parameter-name prefixes left untrained (e.g. "
+                             "features,trunk,asymmetric,symmetric: only GridNet and context)")
     parser.add_argument("--variant", choices=VARIANTS, default=None,
                         help="ablation: override the config's variant")
     parser.add_argument("--validate-every", type=int, default=1000)
@@ -492,6 +495,7 @@ def main(argv: list[str] | None = None) -> None:
                                 gaps=[int(g) for g in args.gaps.split(",")],
                                 smoothness_weight=args.smoothness,
                                 init_from=args.init_from, validate_every=args.validate_every,
+                                freeze=[p for p in args.freeze.split(",") if p],
                                 device=args.device, amp=not args.no_amp),
         Path(args.data), Path(args.split), Path(args.cache), Path(args.run_dir),
         Path(args.export) if args.export else None, time_budget_s=args.time_budget)
