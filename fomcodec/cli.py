@@ -27,6 +27,7 @@ from fomcodec.cli_common import (
 from fomcodec.commands import batch_command, compare_command
 from fomcodec.crop import CropBox, parse_crop_box
 from fomcodec.face_commands import crop_command, prepare_command
+from fomcodec.presets import DEFAULT_PRESET, PRESETS
 from fomcodec.quantization import QuantizationParams
 
 
@@ -90,6 +91,10 @@ def main() -> None:
 @click.option("--absolute", is_flag=True, help="Send absolute keypoints instead of motion "
                                                "relative to the first frame.")
 @click.option("--adapt-scale", is_flag=True, help="Convex-hull movement-scale adaptation.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET,
+              show_default=True,
+              help="Encode time against quality: 'medium' and 'slow' tune the sent motion "
+                   "through the decoder (8 / 40 steps a frame).")
 @click.option("--frames", "max_frames", type=click.IntRange(1), default=None,
               help="Encode at most this many frames.")
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
@@ -98,7 +103,8 @@ def main() -> None:
 def encode(src: str, output: str | None, model: str | None, config: str | None, device: str,
            overwrite: bool, quality: int | None, image_codec: str | None, crop: str | None,
            value_scale: int, jacobian_scale: int, motion_stride: int, absolute: bool,
-           adapt_scale: bool, max_frames: int | None, batch_size: int, quiet: bool) -> None:
+           adapt_scale: bool, preset: str, max_frames: int | None, batch_size: int,
+           quiet: bool) -> None:
     """Encode video SRC to a .fomc bitstream."""
     from fomcodec import image_codec as images
     from fomcodec.codec import Encoder
@@ -117,7 +123,7 @@ def encode(src: str, output: str | None, model: str | None, config: str | None, 
         image_codec=codec,
         image_quality=images.DEFAULT_QUALITY if quality is None else quality,
         quantization=QuantizationParams(value_scale, jacobian_scale), relative=not absolute,
-        adapt_scale=adapt_scale, motion_stride=motion_stride)
+        adapt_scale=adapt_scale, motion_stride=motion_stride, preset=preset)
     total = min(filter(None, [info.frame_count, max_frames]), default=None)
     with progress_bar(total, "frame", not quiet) as progress:
         stats = encoder.encode_file(src, dst, crop=box, overwrite=overwrite,
@@ -269,13 +275,18 @@ def interpolate(src: str, output: str, interpolator: str | None, device: str, ov
               help="LSGAN loss from a multi-scale discriminator (FOMM vox-adv: 1).")
 @click.option("--feature-matching-weight", type=click.FloatRange(0), default=0.0,
               show_default=True, help="Discriminator feature matching (FOMM vox-adv: 10).")
+@click.option("--warp-weight", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="L1 between the source warped by the dense motion and the driving frame.")
+@click.option("--flow-weight", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="L1 between the dense motion and OpenCV DIS flow (the weightless teacher).")
 @device_option
 @fail_cleanly
 def train(config_path: str, clips_dir: str, split_path: str, cache_dir: str, run_dir: str,
           export_path: str | None, steps: int, batch_size: int, lr: float, ema_decay: float,
           init_weights: str | None,
           time_budget: float | None, threads: int | None, ms_ssim_weight: float,
-          adversarial_weight: float, feature_matching_weight: float, device: str) -> None:
+          adversarial_weight: float, feature_matching_weight: float, warp_weight: float,
+          flow_weight: float, device: str) -> None:
     """Train (or resume training) a FOMM model on a folder of clips (CUDA when present)."""
     import torch
 
@@ -291,6 +302,7 @@ def train(config_path: str, clips_dir: str, split_path: str, cache_dir: str, run
                                   weight_ms_ssim=ms_ssim_weight,
                                   weight_adversarial=adversarial_weight,
                                   weight_feature_matching=feature_matching_weight,
+                                  weight_warp=warp_weight, weight_flow=flow_weight,
                                   device=device),
                       Path(clips_dir), Path(split_path), Path(cache_dir), Path(run_dir),
                       Path(export_path) if export_path else None, time_budget_s=time_budget,

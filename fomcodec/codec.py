@@ -44,7 +44,10 @@ from fomcodec.image_codec import DEFAULT_CODEC, DEFAULT_QUALITY, decode_image, e
 from fomcodec.motion import apply_relative_motion, movement_scale, relative_motion
 from fomcodec.nets.fomm import FOMM
 from fomcodec.nets.keypoint_detector import Keypoints
+from fomcodec.presets import DEFAULT_PRESET
+from fomcodec.presets import preset as get_preset
 from fomcodec.quantization import QuantizationParams, dequantize_motion, quantize_motion
+from fomcodec.refinement import refine_motion
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
 from fomcodec.video_io import VideoWriter, iter_batches, probe_video, read_frames
 from fomcodec.zoo import DEFAULT_MODEL, load_model
@@ -120,9 +123,11 @@ class Encoder:
                  image_quality: int = DEFAULT_QUALITY,
                  quantization: QuantizationParams | None = None, relative: bool = True,
                  adapt_scale: bool = False,
-                 motion_stride: int = bs.DEFAULT_MOTION_STRIDE) -> None:
+                 motion_stride: int = bs.DEFAULT_MOTION_STRIDE,
+                 preset: str = DEFAULT_PRESET) -> None:
         if batch_size < 1 or motion_stride < 1:
             raise ValueError("batch_size and motion_stride must be positive")
+        self.preset = get_preset(preset)
         self.device = resolve_device(device)
         self.model = _resolve_model(model, self.device)
         self.batch_size = batch_size
@@ -134,8 +139,8 @@ class Encoder:
         self.motion_stride = motion_stride
 
     @torch.no_grad()
-    def _keypoints(self, frames: np.ndarray) -> Keypoints:
-        return self.model.kp_detector(_to_tensor(frames, self.device)).to("cpu")
+    def _keypoints(self, frames: torch.Tensor) -> Keypoints:
+        return self.model.kp_detector(frames)
 
     def encode_frames(self, frames: Iterable[np.ndarray], fps: Fraction,
                       progress: ProgressCallback | None = None) -> bs.Bitstream:
@@ -144,33 +149,36 @@ class Encoder:
         source: bs.EncodedImage | None = None
         collected: list[Keypoints] = []
         frame_count = 0
+        scale = 1.0
         for batch in iter_batches(frames, self.batch_size):
             if batch.shape[1:] != (size, size, 3):
                 raise InputError(f"frames must be {size}x{size} RGB, got {batch.shape[1:]}")
+            first_index = -frame_count % self.motion_stride
+            kept = _to_tensor(batch[first_index::self.motion_stride], self.device)
+            kp = self._keypoints(kept) if len(kept) else None
             if source is None:
                 source = encode_image(batch[0], self.image_codec, self.image_quality)
-            first_index = -frame_count % self.motion_stride
-            kept = batch[first_index::self.motion_stride]
-            if len(kept):
-                collected.append(self._keypoints(kept))
+                decoded = _to_tensor(decode_image(source)[None], self.device)
+                kp_source = self._keypoints(decoded)
+                kp_initial = kp[0]
+                if self.relative and self.adapt_scale:
+                    scale = movement_scale(kp_source, kp_initial)
+            if kp is not None:
+                motion = relative_motion(kp, kp_initial) if self.relative else kp
+                if self.preset.refine_steps:
+                    motion, _ = refine_motion(
+                        self.model, decoded, kp_source, motion, kept, self.preset.refine_steps,
+                        self.preset.learning_rate, self.quantization,
+                        scale if self.relative else None)
+                collected.append(motion.to("cpu"))
             frame_count += len(batch)
             if progress:
                 progress(len(batch))
         if source is None:
             raise InputError("the video has no frames")
-        kp_driving = Keypoints(
+        motion = Keypoints(
             torch.cat([k.value for k in collected]),
             None if collected[0].jacobian is None else torch.cat([k.jacobian for k in collected]))
-        scale = 1.0
-        if self.relative:
-            if self.adapt_scale:
-                decoded = _to_tensor(decode_image(source)[None], self.device)
-                with torch.no_grad():
-                    kp_source = self.model.kp_detector(decoded).to("cpu")
-                scale = movement_scale(kp_source, kp_driving[0])
-            motion = relative_motion(kp_driving, kp_driving[0])
-        else:
-            motion = kp_driving
         quantized = quantize_motion(
             motion.value.numpy(), None if motion.jacobian is None else motion.jacobian.numpy(),
             self.quantization)

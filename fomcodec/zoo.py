@@ -106,11 +106,18 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_weights_into(model: FOMM, state: dict[str, torch.Tensor], source: str) -> None:
-    """Copy ``state`` into ``model``; every model key must be present with the right shape."""
+def load_weights_into(model: FOMM, state: dict[str, torch.Tensor], source: str,
+                      partial: bool = False) -> list[str]:
+    """Copy ``state`` into ``model``; every model key must be present with the right shape.
+
+    ``partial`` (starting a new architecture from a sibling's weights) keeps the model's own
+    initialisation for the entries ``state`` lacks. Returns the keys that were not loaded.
+    """
     own = model.state_dict()
     missing = [k for k in own if k not in state]
-    if missing:
+    if partial:
+        own = {k: v for k, v in own.items() if k in state}
+    elif missing:
         raise ModelError(f"{source} does not fit model '{model.config.name}': "
                          f"{len(missing)} missing entries (e.g. {missing[0]})")
     wrong = [k for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
@@ -118,7 +125,8 @@ def load_weights_into(model: FOMM, state: dict[str, torch.Tensor], source: str) 
         k = wrong[0]
         raise ModelError(f"{source} does not fit model '{model.config.name}': {k} has shape "
                          f"{tuple(state[k].shape)}, expected {tuple(own[k].shape)}")
-    model.load_state_dict({k: state[k].to(own[k].dtype) for k in own}, strict=True)
+    model.load_state_dict({k: state[k].to(own[k].dtype) for k in own}, strict=not partial)
+    return missing
 
 
 def save_weights(model: torch.nn.Module, path: str | os.PathLike, half: bool = True,

@@ -85,6 +85,23 @@ def test_motion_stride_sends_fewer_keypoints_and_restores_the_frame_count(model,
     assert len(decoded) == 11
 
 
+def test_refining_presets_lower_the_error_of_what_the_decoder_makes(model, frames) -> None:
+    def error(stream: bs.Bitstream) -> float:
+        decoded = np.concatenate(list(Decoder(model, device="cpu", bf16=False, fill=False)
+                                      .decode_stream(bs.unpack(bs.pack(stream)))))
+        return float(np.abs(decoded.astype(float) - frames[:6].astype(float)).mean())
+
+    fast = Encoder(model, device="cpu", motion_stride=1).encode_frames(iter(frames[:6]),
+                                                                       Fraction(25))
+    medium = Encoder(model, device="cpu", motion_stride=1, preset="medium").encode_frames(
+        iter(frames[:6]), Fraction(25))
+    assert medium.header == fast.header
+    assert not np.array_equal(medium.motion.values, fast.motion.values)
+    assert error(medium) < error(fast)
+    with pytest.raises(ValueError, match="known: fast, medium, slow"):
+        Encoder(model, device="cpu", preset="placebo")
+
+
 def test_clipping_is_counted_and_recorded(model, frames) -> None:
     stream = Encoder(model, device="cpu", relative=False,
                      quantization=QuantizationParams(value_scale=1_000_000)).encode_frames(

@@ -9,26 +9,56 @@ from torch import nn
 
 
 def make_coordinate_grid(height: int, width: int, dtype: torch.dtype = torch.float32,
-                         device: torch.device | str | None = None) -> torch.Tensor:
-    """Grid of (x, y) pixel coordinates in [-1, 1], corners at the corner pixels' centres.
+                         device: torch.device | str | None = None,
+                         centred: bool = False) -> torch.Tensor:
+    """Grid of (x, y) pixel coordinates in [-1, 1].
+
+    ``centred=False`` (FOMM's grid): -1 and 1 are the corner pixels' centres, the identity for
+    ``grid_sample(align_corners=True)``. ``centred=True``: -1 and 1 are the outer pixel edges,
+    the exact identity for ``grid_sample(align_corners=False)``.
 
     Shape: (height, width, 2), last dimension ordered (x, y) as ``grid_sample`` expects.
     """
     x = torch.arange(width, dtype=dtype, device=device)
     y = torch.arange(height, dtype=dtype, device=device)
-    x = 2 * (x / (width - 1)) - 1
-    y = 2 * (y / (height - 1)) - 1
+    if centred:
+        x = (2 * x + 1) / width - 1
+        y = (2 * y + 1) / height - 1
+    else:
+        x = 2 * (x / (width - 1)) - 1
+        y = 2 * (y / (height - 1)) - 1
     yy = y.view(-1, 1).expand(height, width)
     xx = x.view(1, -1).expand(height, width)
     return torch.stack([xx, yy], dim=2)
 
 
 def keypoints_to_gaussians(values: torch.Tensor, height: int, width: int,
-                           variance: float) -> torch.Tensor:
+                           variance: float, centred: bool = False) -> torch.Tensor:
     """Gaussian blobs around keypoints. values: (B, K, 2) -> (B, K, height, width)."""
-    grid = make_coordinate_grid(height, width, values.dtype, values.device)
+    grid = make_coordinate_grid(height, width, values.dtype, values.device, centred)
     diff = grid.view(1, 1, height, width, 2) - values.view(*values.shape[:2], 1, 1, 2)
     return torch.exp(-0.5 * (diff**2).sum(-1) / variance)
+
+
+def resize_deformation(deformation: torch.Tensor, height: int, width: int,
+                       centred: bool) -> torch.Tensor:
+    """A sampling grid (B, h, w, 2) resized to (B, height, width, 2).
+
+    Centred grids are resized as displacements from the identity, so that no motion stays the
+    exact identity at every resolution; FOMM's grids are interpolated as they are (the authors'
+    behaviour, kept for their checkpoints).
+    """
+    _, h_old, w_old, _ = deformation.shape
+    if (h_old, w_old) == (height, width):
+        return deformation
+    if not centred:
+        return F.interpolate(deformation.permute(0, 3, 1, 2), size=(height, width),
+                             mode="bilinear").permute(0, 2, 3, 1)
+    identity_old = make_coordinate_grid(h_old, w_old, deformation.dtype, deformation.device, True)
+    identity_new = make_coordinate_grid(height, width, deformation.dtype, deformation.device, True)
+    displacement = F.interpolate((deformation - identity_old).permute(0, 3, 1, 2),
+                                 size=(height, width), mode="bilinear")
+    return displacement.permute(0, 2, 3, 1) + identity_new
 
 
 class ResBlock2d(nn.Module):

@@ -36,6 +36,8 @@ class GeneratorConfig:
     num_down_blocks: int = 2
     num_bottleneck_blocks: int = 6
     estimate_occlusion_map: bool = True
+    skip_connections: bool = False     # warped source features of every scale into the decoder
+    pixel_blend: bool = False          # output = m * warp(source) + (1 - m) * generated
     dense_motion: DenseMotionConfig = field(default_factory=DenseMotionConfig)
 
 
@@ -49,6 +51,7 @@ class ModelConfig:
     estimate_jacobian: bool = True
     image_size: int = 256
     align_corners: bool = False
+    centred_grid: bool = False         # dense motion on the exact identity grid of grid_sample
     kp_detector: KeypointDetectorConfig = field(default_factory=KeypointDetectorConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     training: dict[str, Any] = field(default_factory=dict)
@@ -65,6 +68,8 @@ class ModelConfig:
             if dense is None:
                 raise ModelError("generator_params.dense_motion_params is required")
             extra = data.get("fomcodec", {}) or {}
+            if extra.get("centred_grid") and extra.get("align_corners"):
+                raise ModelError("centred_grid is the identity of align_corners: false only")
             return cls(
                 name=name or extra.get("name") or "unnamed",
                 num_kp=int(common.get("num_kp", 10)),
@@ -72,6 +77,7 @@ class ModelConfig:
                 estimate_jacobian=bool(common.get("estimate_jacobian", True)),
                 image_size=int(extra.get("image_size", 256)),
                 align_corners=bool(extra.get("align_corners", False)),
+                centred_grid=bool(extra.get("centred_grid", False)),
                 kp_detector=KeypointDetectorConfig(**kp),
                 generator=GeneratorConfig(dense_motion=DenseMotionConfig(**dense), **gen),
                 training=dict(data.get("train_params", {}) or {}),
@@ -98,7 +104,8 @@ class ModelConfig:
         gen["dense_motion_params"] = gen.pop("dense_motion")
         return {
             "fomcodec": {"name": self.name, "image_size": self.image_size,
-                         "align_corners": self.align_corners},
+                         "align_corners": self.align_corners,
+                         "centred_grid": self.centred_grid},
             "model_params": {
                 "common_params": {"num_kp": self.num_kp, "num_channels": self.num_channels,
                                   "estimate_jacobian": self.estimate_jacobian},

@@ -30,7 +30,7 @@ class DenseMotionNetwork(nn.Module):
     def __init__(self, block_expansion: int, num_blocks: int, max_features: int, num_kp: int,
                  num_channels: int, estimate_occlusion_map: bool = False,
                  scale_factor: float = 1, kp_variance: float = 0.01,
-                 align_corners: bool = False) -> None:
+                 align_corners: bool = False, centred_grid: bool = False) -> None:
         super().__init__()
         self.hourglass = Hourglass(block_expansion, in_features=(num_kp + 1) * (num_channels + 1),
                                    max_features=max_features, num_blocks=num_blocks)
@@ -42,6 +42,7 @@ class DenseMotionNetwork(nn.Module):
         self.scale_factor = scale_factor
         self.kp_variance = kp_variance
         self.align_corners = align_corners
+        self.centred_grid = centred_grid
         if scale_factor != 1:
             self.down = AntiAliasInterpolation2d(num_channels, scale_factor)
 
@@ -52,8 +53,10 @@ class DenseMotionNetwork(nn.Module):
     def heatmap_representation(self, height: int, width: int, kp_driving: Keypoints,
                                kp_source: Keypoints) -> torch.Tensor:
         """Difference of keypoint Gaussians plus a zero background map: (B, K+1, 1, h, w)."""
-        heatmap = (keypoints_to_gaussians(kp_driving.value, height, width, self.kp_variance)
-                   - keypoints_to_gaussians(kp_source.value, height, width, self.kp_variance))
+        heatmap = (keypoints_to_gaussians(kp_driving.value, height, width, self.kp_variance,
+                                          self.centred_grid)
+                   - keypoints_to_gaussians(kp_source.value, height, width, self.kp_variance,
+                                            self.centred_grid))
         zeros = heatmap.new_zeros(heatmap.shape[0], 1, height, width)
         return torch.cat([zeros, heatmap], dim=1).unsqueeze(2)
 
@@ -62,7 +65,8 @@ class DenseMotionNetwork(nn.Module):
         """Identity plus one first-order (affine) motion per keypoint: (B, K+1, h, w, 2)."""
         batch = kp_driving.value.shape[0]
         identity = make_coordinate_grid(height, width, kp_source.value.dtype,
-                                        kp_source.value.device).view(1, 1, height, width, 2)
+                                        kp_source.value.device, self.centred_grid
+                                        ).view(1, 1, height, width, 2)
         grid = identity - kp_driving.value.view(batch, self.num_kp, 1, 1, 2)
         if kp_driving.jacobian is not None and kp_source.jacobian is not None:
             jacobian = torch.matmul(kp_source.jacobian, torch.inverse(kp_driving.jacobian))

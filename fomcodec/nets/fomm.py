@@ -27,4 +27,4 @@ class FOMM(nn.Module):
         self.generator = OcclusionAwareGenerator(
             num_kp=config.num_kp, num_channels=config.num_channels,
             estimate_jacobian=config.estimate_jacobian, dense_motion_params=dense,
-            align_corners=config.align_corners, **gen)
+            align_corners=config.align_corners, centred_grid=config.centred_grid, **gen)

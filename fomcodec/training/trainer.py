@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -29,6 +30,7 @@ from fomcodec.nets.fomm import FOMM
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
 from fomcodec.training import checkpoint
 from fomcodec.training.dataset import FramePairSampler, build_frame_cache, load_split
+from fomcodec.training.flow_teacher import dis_flow_grid, flow_loss
 from fomcodec.training.losses import (
     ImagePyramid,
     equivariance_losses,
@@ -54,6 +56,8 @@ class TrainConfig:
     weight_equivariance_jacobian: float = 10.0
     weight_adversarial: float = 0.0    # FOMM vox-adv: 1 (LSGAN, multi-scale discriminator)
     weight_feature_matching: float = 0.0  # FOMM vox-adv: 10 (per discriminator block)
+    weight_warp: float = 0.0           # L1 of the source warped by the dense motion
+    weight_flow: float = 0.0           # L1 of the dense motion against DIS flow (flow_teacher)
     discriminator_scales: list[float] = field(default_factory=lambda: [1.0])
     discriminator_block_expansion: int = 32
     sigma_affine: float = 0.05
@@ -78,11 +82,11 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 def validate(model: FOMM, clips: list[np.ndarray], frames_per_clip: int,
              bf16: bool, device: torch.device | None = None) -> dict[str, float]:
     """Self-reconstruction from each clip's first frame (the codec's use): mean PSNR of the
-    generated frames (frame 0, the source itself, left out) and of the repeat-the-source
-    baseline."""
+    generated frames (frame 0, the source itself, left out), of the source warped by the dense
+    motion alone, and of the repeat-the-source baseline."""
     device = device or torch.device("cpu")
     model.eval()
-    ours, baseline = [], []
+    ours, warped, baseline = [], [], []
     for frames in clips:
         index = np.linspace(0, len(frames) - 1, min(frames_per_clip + 1, len(frames))).astype(int)
         video = torch.from_numpy(frames[index]).to(device).permute(0, 3, 1, 2).float() / 255
@@ -92,12 +96,15 @@ def validate(model: FOMM, clips: list[np.ndarray], frames_per_clip: int,
         kp = apply_relative_motion(relative_motion(kp_driving, kp_driving[0]), kp_source)
         with autocast(device, bf16):
             gen = model.generator.decode(source, model.generator.encode_source(source), kp,
-                                         kp_source)
+                                         kp_source, with_deformed=True)
         targets = list(zip(gen["prediction"][1:], video[1:], strict=True))
         ours.append(np.mean([_psnr(p, t) for p, t in targets]))
+        warped.append(np.mean([_psnr(p, t) for p, t in zip(gen["deformed"][1:], video[1:],
+                                                            strict=True)]))
         baseline.append(np.mean([_psnr(source[0], t) for _, t in targets]))
     model.train()
-    return {"psnr": float(np.mean(ours)), "psnr_repeat_source": float(np.mean(baseline))}
+    return {"psnr": float(np.mean(ours)), "psnr_warp": float(np.mean(warped)),
+            "psnr_repeat_source": float(np.mean(baseline))}
 
 
 class Trainer:
@@ -139,8 +146,11 @@ class Trainer:
         self.best_psnr = -math.inf
         self.elapsed = 0.0
         if init_weights is not None and not self.checkpoint_path.exists():
-            load_weights_into(self.model, load_file(str(init_weights)), str(init_weights))
-            print(f"initialised from {init_weights}", file=sys.stderr)
+            new = load_weights_into(self.model, load_file(str(init_weights)), str(init_weights),
+                                    partial=True)
+            print(f"initialised from {init_weights}"
+                  + (f" ({len(new)} entries new to this architecture)" if new else ""),
+                  file=sys.stderr)
         self._resume()
 
     @property
@@ -187,9 +197,14 @@ class Trainer:
         kp_source = self.model.kp_detector(source)
         kp_driving = self.model.kp_detector(driving)
         with autocast(self.device, self.bf16):
-            prediction = self.model.generator(source, kp_driving, kp_source)["prediction"]
-        prediction = prediction.float()
+            generated = self.model.generator(source, kp_driving, kp_source)
+        prediction = generated["prediction"].float()
         terms = {"l1": cfg.weight_l1 * pyramid_l1(self.pyramid, prediction, driving)}
+        if cfg.weight_warp:
+            terms["warp"] = cfg.weight_warp * F.l1_loss(generated["deformed"].float(), driving)
+        if cfg.weight_flow:
+            teacher = dis_flow_grid(source, driving)
+            terms["flow"] = cfg.weight_flow * flow_loss(generated["deformation"], teacher)
         if cfg.weight_ms_ssim:
             terms["ms_ssim"] = cfg.weight_ms_ssim * ms_ssim_loss(prediction, driving)
         transform = RandomTPS(driving.shape[0], cfg.sigma_affine, cfg.sigma_tps, cfg.points_tps)

@@ -1,0 +1,25 @@
+"""Encoder presets in the ffmpeg manner: encode time against quality (torch-free, for the CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How hard the encoder works on the motion: Adam steps per frame and their rate."""
+
+    name: str
+    refine_steps: int
+    learning_rate: float = 2e-3
+
+
+PRESETS = {p.name: p for p in (Preset("fast", 0), Preset("medium", 8), Preset("slow", 40))}
+DEFAULT_PRESET = "fast"
+
+
+def preset(name: str) -> Preset:
+    """The preset called ``name``; ValueError naming the known ones otherwise."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    return PRESETS[name]
