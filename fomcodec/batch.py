@@ -74,8 +74,8 @@ class BatchOptions:
     threads: int | None = None
     image_quality: int | None = None
     image_codec: str | None = None
-    value_scale: int = 10_000
-    jacobian_scale: int = 1_000
+    value_scale: int | None = None       # None: the motion coding's default
+    jacobian_scale: int | None = None
     motion_stride: int = bs.DEFAULT_MOTION_STRIDE
     max_frames: int | None = None
     crop: str | None = None
@@ -248,12 +248,14 @@ class _Worker:
             from fomcodec.quantization import QuantizationParams
 
             o = self.options
+            default = bs.DEFAULT_QUANTIZATION[bs.DEFAULT_MOTION_CODING]
             self._encoder = Encoder(
                 self._model(), device=o.device, image_codec=o.image_codec or
                 image_codec.DEFAULT_CODEC,
                 image_quality=image_codec.DEFAULT_QUALITY if o.image_quality is None
                 else o.image_quality,
-                quantization=QuantizationParams(o.value_scale, o.jacobian_scale),
+                quantization=QuantizationParams(o.value_scale or default.value_scale,
+                                                o.jacobian_scale or default.jacobian_scale),
                 motion_stride=o.motion_stride)
         return self._encoder
 

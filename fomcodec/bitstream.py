@@ -2,12 +2,14 @@
 
 ::
 
-    "FOMC" | version u8 | HEAD | SIMG ... SIMG | MOTN | "END "
+    "FOMC" | version u8 | HEAD | SIMG ... SIMG | MOTN or MOTA | "END "
                           each chunk: tag[4] | length u32le | payload | crc32 u32le
 
-    motion int16 (T, K, 2) [+ (T, K, 2, 2)]
-      -> (T, C) int16 -> delta over t (wrap) -> zigzag u16 -> planar (C, T)
-      -> high-byte plane + low-byte plane -> raw LZMA2 -> MOTN payload
+    motion int16 (T, K, 2) [+ (T, K, 2, 2)] -> (T, C) int16, then either
+      "lzma2" (version 1, MOTN): delta over t (wrap) -> zigzag u16 -> planar (C, T)
+          -> high-byte plane + low-byte plane -> raw LZMA2
+      "range" (version 2, MOTA): closed-loop prediction, adaptive Laplace model, range coder
+          (:mod:`fomcodec.motion_coding`)
 
 The byte-exact format is specified in ``docs/bitstream.md``. Every reading error is a
 :class:`~fomcodec.errors.BitstreamError` (or its subclass
@@ -29,10 +31,20 @@ import numpy as np
 
 from fomcodec.errors import BitstreamError, InputError, UnsupportedVersionError
 from fomcodec.fileio import write_bytes_atomic
+from fomcodec.motion_coding import decode_residuals, encode_residuals, rest_position
 from fomcodec.quantization import QuantizationParams, QuantizedMotion
 
 MAGIC = b"FOMC"
-FORMAT_VERSION = 1
+#: Version 1: LZMA2 motion (MOTN) only; version 2 adds range-coded motion (MOTA). A stream is
+#: written with the lowest version that holds it, so ``lzma2`` streams stay version 1.
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
+MOTION_CODINGS = ("range", "lzma2")
+DEFAULT_MOTION_CODING = "range"
+#: Quantisation each motion coding uses unless told otherwise: ``lzma2`` keeps the seed's
+#: layout (keypoints x10,000, Jacobians x1,000); ``range`` steps measured in docs/bitstream.md.
+DEFAULT_QUANTIZATION = {"lzma2": QuantizationParams(10_000, 1_000),
+                        "range": QuantizationParams(250, 10)}
 # What the encoder sends by default: motion for every other frame. Measured on the held-out
 # clips (docs/interpolation.md): the same quality as every frame, 41% less motion.
 DEFAULT_MOTION_STRIDE = 2
@@ -47,7 +59,7 @@ MIN_FRAME_SIDE, MAX_FRAME_SIDE = 16, 4096
 U32_MAX = 2**32 - 1
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
-TAG_HEAD, TAG_SIMG, TAG_MOTN, TAG_END = b"HEAD", b"SIMG", b"MOTN", b"END "
+TAG_HEAD, TAG_SIMG, TAG_MOTN, TAG_MOTA, TAG_END = b"HEAD", b"SIMG", b"MOTN", b"MOTA", b"END "
 _CHUNK_FRAME = 12  # tag + length + crc
 _TAG_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 ")
 
@@ -183,9 +195,18 @@ class Bitstream:
     header: StreamHeader
     source_images: list[EncodedImage]
     motion: QuantizedMotion
+    motion_coding: str = "lzma2"
+
+    @property
+    def version(self) -> int:
+        """The format version this stream is written with."""
+        return 1 if self.motion_coding == "lzma2" else 2
 
     def validate(self) -> None:
         """Raise ValueError unless the header, images and motion agree with each other."""
+        if self.motion_coding not in MOTION_CODINGS:
+            raise ValueError(f"motion_coding must be one of {MOTION_CODINGS}, "
+                             f"got {self.motion_coding!r}")
         h = self.header
         if not isinstance(h, StreamHeader):
             raise ValueError("header must be a StreamHeader")
@@ -352,6 +373,25 @@ def decode_motion(payload: bytes, header: StreamHeader) -> QuantizedMotion:
     return QuantizedMotion(values=values, jacobians=jac, clipped=header.clipped)
 
 
+def _rest_position(header: StreamHeader) -> np.ndarray:
+    channels = header.num_kp * (6 if header.has_jacobians else 2)
+    return rest_position(channels, header.num_kp, header.quantization.jacobian_scale)
+
+
+def encode_motion_range(motion: QuantizedMotion, header: StreamHeader) -> bytes:
+    """The ``MOTA`` payload: model-based range coding (:mod:`fomcodec.motion_coding`)."""
+    return encode_residuals(_motion_channels(motion), header.num_kp, _rest_position(header))
+
+
+def decode_motion_range(payload: bytes, header: StreamHeader) -> QuantizedMotion:
+    """Inverse of :func:`encode_motion_range` for the shapes the header declares."""
+    t, k = header.motion_frames, header.num_kp
+    x = decode_residuals(payload, t, k, _rest_position(header))
+    values = np.ascontiguousarray(x[:, : 2 * k]).reshape(t, k, 2)
+    jac = np.ascontiguousarray(x[:, 2 * k :]).reshape(t, k, 2, 2) if header.has_jacobians else None
+    return QuantizedMotion(values=values, jacobians=jac, clipped=header.clipped)
+
+
 # ---------------------------------------------------------------- chunks
 
 
@@ -363,10 +403,13 @@ def _chunk(tag: bytes, payload: bytes) -> bytes:
 def pack(stream: Bitstream) -> bytes:
     """Serialise a stream; raises ValueError if it is inconsistent or not storable."""
     stream.validate()
-    parts = [MAGIC, bytes([FORMAT_VERSION]), _chunk(TAG_HEAD, _pack_header(stream.header))]
+    parts = [MAGIC, bytes([stream.version]), _chunk(TAG_HEAD, _pack_header(stream.header))]
     for img in stream.source_images:
         parts.append(_chunk(TAG_SIMG, bytes([IMAGE_CODEC_IDS[img.codec]]) + img.data))
-    parts.append(_chunk(TAG_MOTN, encode_motion(stream.motion)))
+    if stream.motion_coding == "lzma2":
+        parts.append(_chunk(TAG_MOTN, encode_motion(stream.motion)))
+    else:
+        parts.append(_chunk(TAG_MOTA, encode_motion_range(stream.motion, stream.header)))
     parts.append(_chunk(TAG_END, b""))
     return b"".join(parts)
 
@@ -380,10 +423,10 @@ def _check_preamble(data: bytes) -> None:
         raise BitstreamError("not a .fomc stream (bad magic)")
     if len(data) < 5:
         raise BitstreamError("truncated stream: no format version byte")
-    if data[4] != FORMAT_VERSION:
+    if data[4] not in SUPPORTED_VERSIONS:
         raise UnsupportedVersionError(
-            f"format version {data[4]} is not supported (this build reads version "
-            f"{FORMAT_VERSION})"
+            f"format version {data[4]} is not supported (this build reads versions "
+            f"{', '.join(map(str, SUPPORTED_VERSIONS))})"
         )
 
 
@@ -394,6 +437,8 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
     header: StreamHeader | None = None
     images: list[EncodedImage] = []
     motion_payload: bytes | None = None
+    motion_tag = TAG_MOTN
+    version = data[4]
     while True:
         if len(data) - pos < 8:
             raise BitstreamError(f"truncated stream: chunk header expected at byte {pos}")
@@ -427,16 +472,18 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
                 raise BitstreamError(f"unknown source image codec id {payload[0]}")
             images.append(EncodedImage(codec, payload[1:]))
             sizes["image"] += len(payload)
-        elif tag == TAG_MOTN:
+        elif tag in (TAG_MOTN, TAG_MOTA):
             if motion_payload is not None:
-                raise BitstreamError("duplicate MOTN chunk")
+                raise BitstreamError("more than one motion chunk (MOTN/MOTA)")
             if not images:
-                raise BitstreamError("MOTN chunk before any SIMG chunk")
-            motion_payload = payload
+                raise BitstreamError(f"{tag.decode()} chunk before any SIMG chunk")
+            if tag == TAG_MOTA and version < 2:
+                raise BitstreamError("MOTA chunk in a version 1 stream")
+            motion_payload, motion_tag = payload, tag
             sizes["motion"] += len(payload)
         elif tag == TAG_END:
             if motion_payload is None:
-                raise BitstreamError("END chunk before MOTN chunk")
+                raise BitstreamError("END chunk before the motion chunk")
             if payload:
                 raise BitstreamError("END chunk must be empty")
             if pos != len(data):
@@ -446,8 +493,14 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
             sizes["container"] += len(payload)
         else:
             raise BitstreamError(f"unknown critical chunk {tag!r}")
-    motion = decode_motion(motion_payload, header)
-    return Bitstream(header=header, source_images=images, motion=motion), sizes
+    if motion_tag == TAG_MOTA:
+        motion = decode_motion_range(motion_payload, header)
+        coding = "range"
+    else:
+        motion = decode_motion(motion_payload, header)
+        coding = "lzma2"
+    return Bitstream(header=header, source_images=images, motion=motion,
+                     motion_coding=coding), sizes
 
 
 def _parse_safely(data: bytes) -> tuple[Bitstream, dict[str, int]]:

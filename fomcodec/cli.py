@@ -81,10 +81,15 @@ def main() -> None:
               help="Source image quality, higher is better (default: the image codec's).")
 @image_codec_option()
 @crop_option
-@click.option("--value-scale", type=click.IntRange(1), default=10_000, show_default=True,
-              help="Keypoint quantisation factor.")
-@click.option("--jacobian-scale", type=click.IntRange(1), default=1_000, show_default=True,
-              help="Jacobian quantisation factor.")
+@click.option("--motion-coding", type=click.Choice(bs.MOTION_CODINGS),
+              default=bs.DEFAULT_MOTION_CODING, show_default=True,
+              help="range: prediction + adaptive range coding; lzma2: the seed's layout.")
+@click.option("--value-scale", type=click.IntRange(1), default=None,
+              help="Keypoint quantisation factor, the rate knob (default: the coding's, "
+                   "250 for range, 10000 for lzma2).")
+@click.option("--jacobian-scale", type=click.IntRange(1), default=None,
+              help="Jacobian quantisation factor (default: 10 for range, 1000 for lzma2).")
+@click.option("--no-jacobians", is_flag=True, help="Send keypoint positions only.")
 @click.option("--motion-stride", type=click.IntRange(1, 255), default=bs.DEFAULT_MOTION_STRIDE,
               show_default=True,
               help="Send keypoints for every N-th frame; the decoder fills in the rest.")
@@ -102,9 +107,9 @@ def main() -> None:
 @fail_cleanly
 def encode(src: str, output: str | None, model: str | None, config: str | None, device: str,
            overwrite: bool, quality: int | None, image_codec: str | None, crop: str | None,
-           value_scale: int, jacobian_scale: int, motion_stride: int, absolute: bool,
-           adapt_scale: bool, preset: str, max_frames: int | None, batch_size: int,
-           quiet: bool) -> None:
+           motion_coding: str, value_scale: int | None, jacobian_scale: int | None,
+           no_jacobians: bool, motion_stride: int, absolute: bool, adapt_scale: bool,
+           preset: str, max_frames: int | None, batch_size: int, quiet: bool) -> None:
     """Encode video SRC to a .fomc bitstream."""
     from fomcodec import image_codec as images
     from fomcodec.codec import Encoder
@@ -118,12 +123,15 @@ def encode(src: str, output: str | None, model: str | None, config: str | None, 
     info = probe_video(src)
     box = _crop_box(crop, src, device)
     codec = image_codec or images.DEFAULT_CODEC
+    defaults = bs.DEFAULT_QUANTIZATION[motion_coding]
     encoder = Encoder(
         load_model_option(model, config, device), device=device, batch_size=batch_size,
         image_codec=codec,
         image_quality=images.DEFAULT_QUALITY if quality is None else quality,
-        quantization=QuantizationParams(value_scale, jacobian_scale), relative=not absolute,
-        adapt_scale=adapt_scale, motion_stride=motion_stride, preset=preset)
+        quantization=QuantizationParams(value_scale or defaults.value_scale,
+                                        jacobian_scale or defaults.jacobian_scale),
+        relative=not absolute, adapt_scale=adapt_scale, motion_stride=motion_stride,
+        preset=preset, motion_coding=motion_coding, jacobians=not no_jacobians)
     total = min(filter(None, [info.frame_count, max_frames]), default=None)
     with progress_bar(total, "frame", not quiet) as progress:
         stats = encoder.encode_file(src, dst, crop=box, overwrite=overwrite,
@@ -329,7 +337,8 @@ def stream_description(path: str) -> dict[str, Any]:
         return round(size * 8 / 1000 / duration, 3)
 
     return {
-        "file": str(path), "format_version": bs.FORMAT_VERSION, "bytes": len(data),
+        "file": str(path), "format_version": stream.version,
+        "motion_coding": stream.motion_coding, "bytes": len(data),
         "width": header.width, "height": header.height, "fps": str(header.fps),
         "frames": header.frame_count, "duration_s": round(duration, 3),
         "model": header.model_name, "weights_hash": header.weights_hash.hex(),
@@ -365,7 +374,8 @@ def info(src: str, as_json: bool) -> None:
         f" ({desc['duration_s']} s)",
         f"  model:   {desc['model']} (weights {desc['weights_hash']}), {desc['keypoints']} "
         f"keypoints{' + Jacobians' if desc['jacobians'] else ''}",
-        f"  motion:  {desc['motion']}, {_every_nth(desc['motion_stride'])}, "
+        f"  motion:  {desc['motion']}, {desc['motion_coding']}, "
+        f"{_every_nth(desc['motion_stride'])}, "
         f"{desc['motion_frames']} frames, x{desc['value_scale']} / x{desc['jacobian_scale']}, "
         f"scale {desc['adapt_scale']}, {desc['clipped_values']} clipped",
         f"  image:   {images}",

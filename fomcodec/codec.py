@@ -124,16 +124,26 @@ class Encoder:
                  quantization: QuantizationParams | None = None, relative: bool = True,
                  adapt_scale: bool = False,
                  motion_stride: int = bs.DEFAULT_MOTION_STRIDE,
-                 preset: str = DEFAULT_PRESET) -> None:
+                 preset: str = DEFAULT_PRESET,
+                 motion_coding: str = bs.DEFAULT_MOTION_CODING,
+                 jacobians: bool = True, smoothing: float = 0.0) -> None:
         if batch_size < 1 or motion_stride < 1:
             raise ValueError("batch_size and motion_stride must be positive")
+        if motion_coding not in bs.MOTION_CODINGS:
+            raise ValueError(f"motion_coding must be one of {bs.MOTION_CODINGS}, "
+                             f"not {motion_coding!r}")
         self.preset = get_preset(preset)
+        if smoothing < 0:
+            raise ValueError(f"smoothing must be >= 0, not {smoothing}")
+        self.motion_coding = motion_coding
+        self.jacobians = jacobians
+        self.smoothing = smoothing
         self.device = resolve_device(device)
         self.model = _resolve_model(model, self.device)
         self.batch_size = batch_size
         self.image_codec = image_codec
         self.image_quality = image_quality
-        self.quantization = quantization or QuantizationParams()
+        self.quantization = quantization or bs.DEFAULT_QUANTIZATION[motion_coding]
         self.relative = relative
         self.adapt_scale = adapt_scale
         self.motion_stride = motion_stride
@@ -165,6 +175,8 @@ class Encoder:
                     scale = movement_scale(kp_source, kp_initial)
             if kp is not None:
                 motion = relative_motion(kp, kp_initial) if self.relative else kp
+                if not self.jacobians:
+                    motion = Keypoints(motion.value)
                 if self.preset.refine_steps:
                     motion, _ = refine_motion(
                         self.model, decoded, kp_source, motion, kept, self.preset.refine_steps,
@@ -179,6 +191,8 @@ class Encoder:
         motion = Keypoints(
             torch.cat([k.value for k in collected]),
             None if collected[0].jacobian is None else torch.cat([k.jacobian for k in collected]))
+        if self.smoothing and not self.preset.refine_steps:
+            motion = smooth_motion(motion, self.smoothing)
         quantized = quantize_motion(
             motion.value.numpy(), None if motion.jacobian is None else motion.jacobian.numpy(),
             self.quantization)
@@ -188,7 +202,8 @@ class Encoder:
             num_kp=self.model.config.num_kp, relative_motion=self.relative,
             has_jacobians=quantized.jacobians is not None, motion_stride=self.motion_stride,
             quantization=self.quantization, adapt_scale=scale, clipped=quantized.clipped)
-        return bs.Bitstream(header=header, source_images=[source], motion=quantized)
+        return bs.Bitstream(header=header, source_images=[source], motion=quantized,
+                            motion_coding=self.motion_coding)
 
     def encode_file(self, src: str | os.PathLike, dst: str | os.PathLike,
                     crop: CropBox | None = None, overwrite: bool = False,
@@ -205,6 +220,21 @@ class Encoder:
         return CodingStats("encoded", stream.header.frame_count, stream.header.fps, len(data),
                            bs.section_sizes(data), time.perf_counter() - started,
                            stream.motion.clipped)
+
+
+def smooth_motion(motion: Keypoints, sigma: float) -> Keypoints:
+    """Gaussian smoothing of motion along time (``sigma`` in motion frames; the first frame,
+    the rest position of relative motion, is kept): detector jitter costs bits and flickers."""
+    from scipy.ndimage import gaussian_filter1d
+
+    def smooth(x: torch.Tensor) -> torch.Tensor:
+        out = torch.from_numpy(gaussian_filter1d(x.numpy().astype(np.float64), sigma, axis=0,
+                                                 mode="nearest")).to(x.dtype)
+        out[0] = x[0]
+        return out
+
+    return Keypoints(smooth(motion.value),
+                     None if motion.jacobian is None else smooth(motion.jacobian))
 
 
 def _interpolate_motion(motion: Keypoints, stride: int, frame_count: int) -> Keypoints:

@@ -176,8 +176,10 @@ def compare_command(clips: tuple[str, ...], out_dir: str, overwrite: bool, model
 @click.option("-q", "--quality", type=click.IntRange(0, 100), default=None,
               help="Source image quality, higher is better (encode).")
 @image_codec_option(" (encode)")
-@click.option("--value-scale", type=click.IntRange(1), default=10_000, show_default=True)
-@click.option("--jacobian-scale", type=click.IntRange(1), default=1_000, show_default=True)
+@click.option("--value-scale", type=click.IntRange(1), default=None,
+              help="Keypoint quantisation factor (default: the motion coding's).")
+@click.option("--jacobian-scale", type=click.IntRange(1), default=None,
+              help="Jacobian quantisation factor (default: the motion coding's).")
 @click.option("--motion-stride", type=click.IntRange(1, 255), default=bs.DEFAULT_MOTION_STRIDE,
               show_default=True)
 @click.option("--frames", "max_frames", type=click.IntRange(1), default=None,
@@ -203,8 +205,8 @@ def compare_command(clips: tuple[str, ...], out_dir: str, overwrite: bool, model
 @fail_cleanly
 def batch_command(in_dir: str, out_dir: str, mode: str | None, jobs: int, recursive: bool,
                   overwrite: bool, model: str | None, config: str | None, device: str,
-                  quality: int | None, image_codec: str | None, value_scale: int,
-                  jacobian_scale: int, motion_stride: int, max_frames: int | None,
+                  quality: int | None, image_codec: str | None, value_scale: int | None,
+                  jacobian_scale: int | None, motion_stride: int, max_frames: int | None,
                   crop: str | None, crops_file: str | None, face_detector: str, metrics: bool,
                   vmaf: bool, video_format: str, bf16: bool | None, threads: int | None,
                   quiet: bool) -> None:

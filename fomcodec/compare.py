@@ -74,8 +74,8 @@ class FomcPoint:
 
     quality: int = DEFAULT_QUALITY
     motion_stride: int = bs.DEFAULT_MOTION_STRIDE
-    value_scale: int = 10_000
-    jacobian_scale: int = 1_000
+    value_scale: int = bs.DEFAULT_QUANTIZATION[bs.DEFAULT_MOTION_CODING].value_scale
+    jacobian_scale: int = bs.DEFAULT_QUANTIZATION[bs.DEFAULT_MOTION_CODING].jacobian_scale
 
     _KEYS = {"q": "quality", "quality": "quality", "stride": "motion_stride",
              "motion_stride": "motion_stride", "vs": "value_scale",
