@@ -90,6 +90,9 @@ def main() -> None:
 @click.option("--jacobian-scale", type=click.IntRange(1), default=None,
               help="Jacobian quantisation factor (default: 10 for range, 1000 for lzma2).")
 @click.option("--no-jacobians", is_flag=True, help="Send keypoint positions only.")
+@click.option("--smooth", "smoothing", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Gaussian smoothing of the motion over time (sigma in sent frames; "
+                   "fewer bits, less jitter; not with refining presets).")
 @click.option("--motion-stride", type=click.IntRange(1, 255), default=bs.DEFAULT_MOTION_STRIDE,
               show_default=True,
               help="Send keypoints for every N-th frame; the decoder fills in the rest.")
@@ -108,8 +111,9 @@ def main() -> None:
 def encode(src: str, output: str | None, model: str | None, config: str | None, device: str,
            overwrite: bool, quality: int | None, image_codec: str | None, crop: str | None,
            motion_coding: str, value_scale: int | None, jacobian_scale: int | None,
-           no_jacobians: bool, motion_stride: int, absolute: bool, adapt_scale: bool,
-           preset: str, max_frames: int | None, batch_size: int, quiet: bool) -> None:
+           no_jacobians: bool, smoothing: float, motion_stride: int, absolute: bool,
+           adapt_scale: bool, preset: str, max_frames: int | None, batch_size: int,
+           quiet: bool) -> None:
     """Encode video SRC to a .fomc bitstream."""
     from fomcodec import image_codec as images
     from fomcodec.codec import Encoder
@@ -131,7 +135,8 @@ def encode(src: str, output: str | None, model: str | None, config: str | None, 
         quantization=QuantizationParams(value_scale or defaults.value_scale,
                                         jacobian_scale or defaults.jacobian_scale),
         relative=not absolute, adapt_scale=adapt_scale, motion_stride=motion_stride,
-        preset=preset, motion_coding=motion_coding, jacobians=not no_jacobians)
+        preset=preset, motion_coding=motion_coding, jacobians=not no_jacobians,
+        smoothing=smoothing)
     total = min(filter(None, [info.frame_count, max_frames]), default=None)
     with progress_bar(total, "frame", not quiet) as progress:
         stats = encoder.encode_file(src, dst, crop=box, overwrite=overwrite,

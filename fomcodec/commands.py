@@ -80,6 +80,9 @@ def _command_line() -> str:
 @click.option("--h264-preset", default=None, help="x264 preset (default veryslow).")
 @click.option("--vmaf/--no-vmaf", default=True, show_default=True,
               help="Measure VMAF (ffmpeg from imageio-ffmpeg with libvmaf).")
+@click.option("--akd/--no-akd", default=True, show_default=True,
+              help="Measure the average keypoint distance of facial landmarks (MediaPipe "
+                   "Face Mesh, the 'landmarks' extra).")
 @click.option("--no-still", is_flag=True,
               help="Leave out the 'source image only' reference line.")
 @click.option("--threads", type=click.IntRange(1), default=None,
@@ -95,7 +98,7 @@ def compare_command(clips: tuple[str, ...], out_dir: str, overwrite: bool, model
                     config: str | None, device: str, frames: int, all_frames: bool,
                     fomc_points: tuple[str, ...], codecs: tuple[str, ...], no_baselines: bool,
                     av1_crf: str | None, h264_crf: str | None, ladder: str | None,
-                    av1_preset: str | None, h264_preset: str | None, vmaf: bool,
+                    av1_preset: str | None, h264_preset: str | None, vmaf: bool, akd: bool,
                     no_still: bool, threads: int | None, min_overlap: float, as_json: bool,
                     quiet: bool) -> None:
     """Compare fomc with AV1 and H.264 on CLIPS: rate-distortion table, CSV, JSON, plots
@@ -118,6 +121,7 @@ def compare_command(clips: tuple[str, ...], out_dir: str, overwrite: bool, model
             frames=None if all_frames else frames, fomc_points=points,
             codecs=() if no_baselines else (codecs or ("av1", "h264")), crfs=crfs,
             ladder=rungs, presets={"av1": av1_preset, "h264": h264_preset}, vmaf=vmaf,
+            akd=akd,
             still=not no_still, threads=threads, min_overlap=min_overlap)
         for codec in settings.codecs:
             settings.baseline_configs(codec)  # CRF ranges checked before any work

@@ -47,7 +47,8 @@ from fomcodec.baselines import ENCODERS, BaselineConfig, available_codecs, encod
 from fomcodec.errors import FomcError, InputError
 from fomcodec.fileio import write_bytes_atomic
 from fomcodec.image_codec import DEFAULT_CODEC, DEFAULT_QUALITY, decode_image, encode_image
-from fomcodec.metrics import METRICS, QualityMeter, vmaf_available
+from fomcodec.landmarks import landmarks_available
+from fomcodec.metrics import LOWER_IS_BETTER, METRICS, QualityMeter, vmaf_available
 from fomcodec.quantization import QuantizationParams
 from fomcodec.video_io import probe_video, read_frames
 
@@ -59,7 +60,8 @@ MEAN_CLIP = "(mean)"
 #: each.
 RESULTS_JSON, RESULTS_CSV, SUMMARY_MD = "results.json", "results.csv", "summary.md"
 METRIC_LABELS = {"psnr-y": "PSNR-Y (dB)", "psnr-rgb": "PSNR-RGB (dB)", "ssim-rgb": "SSIM",
-                 "ms-ssim-rgb": "MS-SSIM", "vmaf": "VMAF"}
+                 "ms-ssim-rgb": "MS-SSIM", "vmaf": "VMAF",
+                 "akd": "AKD (px, lower is better)"}
 CODEC_ORDER = ("fomc", "av1", "h264", "still")
 CODEC_STYLE = {"fomc": ("C0", "o"), "av1": ("C1", "s"), "h264": ("C2", "^"),
                "still": ("0.5", "x")}
@@ -150,6 +152,7 @@ class CompareSettings:
     ladder: tuple[tuple[int, int], ...] = DEFAULT_LADDER
     presets: dict[str, str | None] = field(default_factory=dict)
     vmaf: bool = True
+    akd: bool = True
     still: bool = True
     threads: int | None = None
     min_overlap: float = MIN_OVERLAP
@@ -168,7 +171,7 @@ class CompareSettings:
                 "codecs": list(self.codecs), "crfs": {c: list(self.crfs[c]) for c in self.codecs},
                 "ladder": [f"{s}/{d}" for s, d in self.ladder],
                 "presets": {c: self.presets.get(c) or ENCODERS[c][1] for c in self.codecs},
-                "vmaf": self.vmaf, "still": self.still, "threads": self.threads,
+                "vmaf": self.vmaf, "akd": self.akd, "still": self.still, "threads": self.threads,
                 "min_overlap": self.min_overlap, "bd_method": BD_METHOD}
 
 
@@ -265,7 +268,8 @@ class CompareResult:
 
 def _measure(reference: np.ndarray, distorted: np.ndarray, fps: Fraction,
              settings: CompareSettings) -> dict[str, float]:
-    with QualityMeter(vmaf=settings.vmaf, fps=fps, vmaf_threads=settings.threads or 1) as meter:
+    with QualityMeter(vmaf=settings.vmaf, fps=fps, vmaf_threads=settings.threads or 1,
+                      akd=settings.akd) as meter:
         meter.update(reference, distorted)
         return meter.result()
 
@@ -368,12 +372,14 @@ def pareto_front(rates: Sequence[float], values: Sequence[float]) -> list[int]:
 
 def curve(rows: Sequence[Measurement], codec: str, metric: str, rate: str = "file"
           ) -> tuple[np.ndarray, np.ndarray, list[Measurement]]:
-    """The Pareto front of ``codec`` for ``metric``: (kbps, metric values, rows)."""
+    """The Pareto front of ``codec`` for ``metric``: (kbps, metric values, rows); for a metric
+    where lower is better (AKD) the front is the lowest values."""
     chosen = [r for r in rows if r.codec == codec and metric in r.metrics]
     rates = [r.kbps if rate == "file" else r.payload_kbps for r in chosen]
-    values = [r.metrics[metric] for r in chosen]
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    values = [sign * r.metrics[metric] for r in chosen]
     front = pareto_front(rates, values)
-    return (np.array([rates[i] for i in front]), np.array([values[i] for i in front]),
+    return (np.array([rates[i] for i in front]), np.array([sign * values[i] for i in front]),
             [chosen[i] for i in front])
 
 
@@ -396,6 +402,8 @@ def bd_rate(rows: Sequence[Measurement], anchor: str, metric: str, rate: str = "
 
     rate_a, value_a, _ = curve(rows, anchor, metric, rate)
     rate_t, value_t, _ = curve(rows, test, metric, rate)
+    if metric in LOWER_IS_BETTER:  # bjontegaard needs quality that rises with the rate
+        value_a, value_t = -value_a, -value_t
     points = (len(rate_a), len(rate_t))
     if min(points) < 2:
         return BDRate(anchor, metric, rate, None, 0.0, points, "points")
@@ -442,6 +450,10 @@ def run(clips: Sequence[str | os.PathLike], settings: CompareSettings | None = N
     if settings.vmaf and not vmaf_available():
         notes.append("VMAF left out: the imageio-ffmpeg ffmpeg with libvmaf was not found")
         settings = dataclasses.replace(settings, vmaf=False)
+    if settings.akd and not landmarks_available():
+        notes.append("AKD left out: MediaPipe's Face Mesh is not installed "
+                     "(pip install 'fomcodec[landmarks]')")
+        settings = dataclasses.replace(settings, akd=False)
     if isinstance(model, FOMM):
         fomm = model.to(resolve_device(device)).eval()
     else:
@@ -563,9 +575,9 @@ def _format(value: float | None, digits: int) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-_DIGITS = {"psnr-y": 2, "psnr-rgb": 2, "ssim-rgb": 4, "ms-ssim-rgb": 4, "vmaf": 2}
+_DIGITS = {"psnr-y": 2, "psnr-rgb": 2, "ssim-rgb": 4, "ms-ssim-rgb": 4, "vmaf": 2, "akd": 2}
 _SHORT = {"psnr-y": "PSNR-Y", "psnr-rgb": "PSNR-RGB", "ssim-rgb": "SSIM",
-          "ms-ssim-rgb": "MS-SSIM", "vmaf": "VMAF"}
+          "ms-ssim-rgb": "MS-SSIM", "vmaf": "VMAF", "akd": "AKD"}
 
 
 def table_rows(result: CompareResult) -> tuple[list[str], list[list[str]]]:

@@ -1,4 +1,5 @@
-"""Quality metrics between two stacks of RGB frames: PSNR (Y and RGB), SSIM, MS-SSIM, VMAF.
+"""Quality metrics between two stacks of RGB frames: PSNR (Y and RGB), SSIM, MS-SSIM, VMAF,
+and the average keypoint distance (AKD) of facial landmarks.
 
 ::
 
@@ -22,6 +23,9 @@ Definitions (the same for every codec ``fomc compare`` measures):
   looks at) and scored with ``libvmaf=model=version=vmaf_v0.6.1``; the result is the mean of
   the per-frame scores. The model was trained for 1080p viewing: at 256x256 its numbers rank
   codecs but are not absolute quality.
+- ``akd`` (lower is better): mean distance in pixels between the facial landmarks found on the
+  reference and on the distorted frame (:mod:`fomcodec.landmarks`), averaged over the frames
+  where both have a face.
 """
 
 from __future__ import annotations
@@ -46,7 +50,9 @@ from fomcodec.errors import FomcError
 PSNR_CAP = 100.0
 VMAF_MODEL = "version=vmaf_v0.6.1"
 #: Metric names, as used in results (CompressAI's naming: ``psnr-rgb``, ``ms-ssim-rgb``).
-METRICS: tuple[str, ...] = ("psnr-y", "psnr-rgb", "ssim-rgb", "ms-ssim-rgb", "vmaf")
+METRICS: tuple[str, ...] = ("psnr-y", "psnr-rgb", "ssim-rgb", "ms-ssim-rgb", "vmaf", "akd")
+#: Metrics where a lower value is better.
+LOWER_IS_BETTER = frozenset({"akd"})
 _FRAME_METRICS = METRICS[:4]
 _LUMA = np.array([0.299, 0.587, 0.114], np.float64)
 _MS_SSIM_MIN_SIDE = 161
@@ -237,11 +243,17 @@ class QualityMeter:
     """
 
     def __init__(self, vmaf: bool = False, fps: Fraction | int | float = 25,
-                 vmaf_threads: int = 1) -> None:
+                 vmaf_threads: int = 1, akd: bool = False) -> None:
         self.vmaf = vmaf
         self.vmaf_threads = vmaf_threads
         self.frames = 0
         self._scores: dict[str, list[np.ndarray]] = {name: [] for name in _FRAME_METRICS}
+        self._landmarker = None
+        if akd:
+            from fomcodec.landmarks import FaceLandmarker
+
+            self._landmarker = FaceLandmarker()
+            self._scores["akd"] = []
         self._vmaf_scores: np.ndarray | None = None
         self._folder: tempfile.TemporaryDirectory[str] | None = None
         self._writers: tuple[Y4MWriter, Y4MWriter] | None = None
@@ -260,6 +272,10 @@ class QualityMeter:
         reference, distorted = _check_pair(reference, distorted)
         for name, values in frame_metrics(reference, distorted).items():
             self._scores[name].append(values)
+        if self._landmarker is not None:
+            from fomcodec.landmarks import keypoint_distances
+
+            self._scores["akd"].append(keypoint_distances(reference, distorted, self._landmarker))
         if self._writers is not None:
             self._writers[0].write(reference)
             self._writers[1].write(distorted)
@@ -285,9 +301,13 @@ class QualityMeter:
         return scores
 
     def result(self) -> dict[str, float]:
-        """Mean of each metric over the frames (:data:`METRICS` order; no ``vmaf`` unless
-        asked for)."""
-        return {name: float(np.mean(values)) for name, values in self.per_frame().items()}
+        """Mean of each metric over the frames (:data:`METRICS` order; no ``vmaf`` or ``akd``
+        unless asked for; ``akd`` over the frames with a face in both, NaN if there is none)."""
+        out = {}
+        for name, values in self.per_frame().items():
+            found = values[np.isfinite(values)] if name == "akd" else values
+            out[name] = float(np.mean(found)) if len(found) else math.nan
+        return out
 
     def _remove_files(self) -> None:
         if self._writers is not None:
@@ -298,7 +318,11 @@ class QualityMeter:
             folder.cleanup()
 
     def close(self) -> None:
-        """Remove the temporary files (the scores already computed stay readable)."""
+        """Remove the temporary files and free the landmark detector (the scores already
+        computed stay readable)."""
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
         self._remove_files()
 
     def __enter__(self) -> QualityMeter:
