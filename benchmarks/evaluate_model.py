@@ -1,79 +1,132 @@
-"""Self-reconstruction quality of a model on held-out clips, through the whole codec.
+"""Self-reconstruction quality of models on held-out clips, through the whole codec.
 
-    python benchmarks/evaluate_model.py [--model fomc-small] [--frames 100]
-        [--split models/splits/shared-data-v1.json] [--markdown docs/model-quality.md]
+    python benchmarks/evaluate_model.py [--models fomc-warp,fomc-small] [--frames 250]
+        [--preset fast] [--no-akd] [--split models/splits/shared-data-v1.json]
+        [--json FILE] [--markdown FILE]
 
 ``--frames 0`` scores whole clips.
 
 Each validation clip (people not seen in training) is encoded from its first frame and decoded
-with the encoder's and decoder's defaults (AV1 source image, int16 motion for every other
-frame), then compared frame by frame with the original centre-cropped 256x256 frames (the
-first frame, the source image itself, is left out): PSNR, SSIM and MS-SSIM, next to the
-baseline of repeating the first frame.
+with the encoder's and decoder's defaults (AV1 source image, range-coded motion for every other
+frame; ``--preset`` as ``fomc encode``), then compared frame by frame with the original
+centre-cropped 256x256 frames (the first frame, the source image itself, is left out): PSNR
+(RGB), SSIM, MS-SSIM and AKD (facial landmarks, lower is better; needs the ``landmarks``
+extra), next to the baseline of repeating the first frame. Decoding time per frame is measured
+for every model on the same clips, the models taking turns clip by clip, and reported as a
+ratio to the first model's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from fomcodec import metrics
 from fomcodec.codec import Decoder, Encoder
+from fomcodec.landmarks import landmarks_available
+from fomcodec.metrics import QualityMeter
 from fomcodec.video_io import probe_video, read_frames
 from fomcodec.zoo import DEFAULT_MODEL, load_model
 
 REPO = Path(__file__).resolve().parents[1]
+KEYS = {"psnr-rgb": "psnr", "ssim-rgb": "ssim", "ms-ssim-rgb": "ms_ssim", "akd": "akd"}
 
 
-def mean_metrics(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
-    """Mean PSNR (RGB, dB), SSIM and MS-SSIM of two (N, H, W, 3) uint8 stacks."""
-    per_frame = metrics.frame_metrics(reference, candidate)
-    return {"psnr": float(per_frame["psnr-rgb"].mean()),
-            "ssim": float(per_frame["ssim-rgb"].mean()),
-            "ms_ssim": float(per_frame["ms-ssim-rgb"].mean())}
+def mean_metrics(reference: np.ndarray, candidate: np.ndarray, akd: bool) -> dict[str, float]:
+    """Mean PSNR (RGB, dB), SSIM, MS-SSIM (and AKD in pixels) of two (N, H, W, 3) stacks."""
+    with QualityMeter(akd=akd) as meter:
+        for start in range(0, len(reference), 32):
+            meter.update(reference[start:start + 32], candidate[start:start + 32])
+        result = meter.result()
+    return {short: result[name] for name, short in KEYS.items() if name in result}
 
 
-def evaluate_clip(encoder: Encoder, decoder: Decoder, clip: Path, frames: int) -> dict:
+def evaluate_clip(models: dict, clip: Path, frames: int, preset: str = "fast",
+                  akd: bool = False) -> dict:
+    """Scores of each model (label -> FOMM) and of repeating the first frame on one clip."""
     original = np.stack(list(read_frames(clip, max_frames=frames or None)))
-    stream = encoder.encode_frames(iter(original), probe_video(clip).fps or Fraction(25))
-    decoded = np.concatenate(list(decoder.decode_stream(stream)))
-    # Frame 0 is the source image itself: scored for neither (the baseline would get it free).
-    target, repeated = original[1:], np.repeat(original[:1], len(original) - 1, axis=0)
-    return {"clip": clip.name, "frames": len(target),
-            "codec": mean_metrics(target, decoded[1:]),
-            "repeat_first_frame": mean_metrics(target, repeated)}
+    fps = probe_video(clip).fps or Fraction(25)
+    target = original[1:]
+    out = {"clip": clip.name, "frames": len(target),
+           "repeat_first_frame": mean_metrics(target, np.repeat(original[:1], len(target), 0),
+                                              akd)}
+    for label, model in models.items():
+        stream = Encoder(model, device="cpu", preset=preset).encode_frames(iter(original), fps)
+        started = time.perf_counter()
+        decoded = np.concatenate(list(Decoder(model, device="cpu").decode_stream(stream)))
+        seconds = time.perf_counter() - started
+        out[label] = {**mean_metrics(target, decoded[1:], akd),
+                                 "decode_ms_per_frame": 1000 * seconds / len(decoded)}
+    return out
+
+
+def _mean(results: list[dict], key: str, metric: str) -> float:
+    return float(np.nanmean([r[key][metric] for r in results]))
+
+
+def report(results: list[dict], names: list[str], frames: int, preset: str) -> str:
+    span = f"first {frames} frames" if frames else "all frames"
+    akd = "akd" in results[0]["repeat_first_frame"]
+    lines = [f"{span} of {len(results)} held-out clips "
+             f"({sum(r['frames'] for r in results)} frames scored), 256x256, preset {preset}; "
+             "gains are over repeating the first frame", ""]
+    for name in names:
+        lines += [f"**{name}**", "",
+                  "| clip | PSNR dB | gain dB | SSIM | MS-SSIM (repeat) |"
+                  + (" AKD px (repeat) |" if akd else ""),
+                  "|---|---|---|---|---|" + ("---|" if akd else "")]
+        for r in results:
+            ours, base = r[name], r["repeat_first_frame"]
+            row = (f"| {r['clip']} | {ours['psnr']:.2f} | {ours['psnr'] - base['psnr']:+.2f} | "
+                   f"{ours['ssim']:.3f} | {ours['ms_ssim']:.3f} ({base['ms_ssim']:.3f}) |")
+            if akd:
+                row += f" {ours['akd']:.2f} ({base['akd']:.2f}) |"
+            lines.append(row)
+        gains = [r[name]["psnr"] - r["repeat_first_frame"]["psnr"] for r in results]
+        ms_better = sum(r[name]["ms_ssim"] > r["repeat_first_frame"]["ms_ssim"] for r in results)
+        summary = (f"mean PSNR {_mean(results, name, 'psnr'):.2f} dB, gain "
+                   f"{np.mean(gains):+.2f} dB (smallest {min(gains):+.2f}); MS-SSIM above "
+                   f"repeat on {ms_better} of {len(results)} clips")
+        if akd:
+            akd_better = sum(r[name]["akd"] < r["repeat_first_frame"]["akd"] for r in results)
+            summary += (f"; AKD {_mean(results, name, 'akd'):.2f} px against "
+                        f"{_mean(results, 'repeat_first_frame', 'akd'):.2f}, lower on "
+                        f"{akd_better} of {len(results)} clips")
+        lines += ["", summary, ""]
+    first = _mean(results, names[0], "decode_ms_per_frame")
+    lines.append("decode time per frame (2 threads, same run): " + ", ".join(
+        f"{n} {_mean(results, n, 'decode_ms_per_frame'):.1f} ms "
+        f"({_mean(results, n, 'decode_ms_per_frame') / first:.2f}x)" for n in names))
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--models", default=DEFAULT_MODEL,
+                        help="comma-separated model names or paths; the first is the reference "
+                             "of the decode-time ratio")
     parser.add_argument("--split", type=Path, default=REPO / "models/splits/shared-data-v1.json")
     parser.add_argument("--clips", type=Path, default=REPO.parent / "shared/data/clips")
-    parser.add_argument("--frames", type=int, default=100, help="first N frames; 0: whole clips")
+    parser.add_argument("--frames", type=int, default=250, help="first N frames; 0: whole clips")
+    parser.add_argument("--preset", default="fast")
+    parser.add_argument("--no-akd", action="store_true")
     parser.add_argument("--json", type=Path, help="write per-clip results here")
-    parser.add_argument("--markdown", type=Path, help="write the table here")
+    parser.add_argument("--markdown", type=Path, help="write the tables here")
     args = parser.parse_args()
-    model = load_model(args.model, device="cpu")
-    encoder, decoder = Encoder(model, device="cpu"), Decoder(model, device="cpu")
+    models = {name: load_model(name, device="cpu") for name in args.models.split(",")}
+    akd = not args.no_akd and landmarks_available()
     names = json.loads(args.split.read_text())["validation"]
-    results = [evaluate_clip(encoder, decoder, args.clips / name, args.frames) for name in names]
-    span = f"first {args.frames} frames" if args.frames else "all frames"
-    lines = [f"model {model.model_name} (weights {model.weights_hash.hex()}), {span} of "
-             f"{len(results)} held-out clips ({sum(r['frames'] for r in results)} scored), "
-             "256x256",
-             "", "| clip | PSNR dB | SSIM | MS-SSIM | repeat PSNR | repeat SSIM | repeat MS-SSIM |",
-             "|---|---|---|---|---|---|---|"]
-    for r in results + [{"clip": "**mean**", **{k: {m: float(np.mean([x[k][m] for x in results]))
-                                                   for m in ("psnr", "ssim", "ms_ssim")}
-                                               for k in ("codec", "repeat_first_frame")}}]:
-        c, b = r["codec"], r["repeat_first_frame"]
-        lines.append(f"| {r['clip']} | {c['psnr']:.2f} | {c['ssim']:.3f} | {c['ms_ssim']:.3f} "
-                     f"| {b['psnr']:.2f} | {b['ssim']:.3f} | {b['ms_ssim']:.3f} |")
-    text = "\n".join(lines)
+    results = []
+    for name in names:
+        results.append(evaluate_clip(models, args.clips / name, args.frames, args.preset, akd))
+        print(f"{name}: " + ", ".join(f"{label} {results[-1][label]['psnr']:.2f}"
+                                      for label in models)
+              + f", repeat {results[-1]['repeat_first_frame']['psnr']:.2f}", flush=True)
+    text = report(results, list(models), args.frames, args.preset)
     print(text)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

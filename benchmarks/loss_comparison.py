@@ -27,7 +27,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_model import REPO, evaluate_clip  # noqa: E402
 
-from fomcodec.codec import Decoder, Encoder  # noqa: E402
 from fomcodec.zoo import load_model  # noqa: E402
 
 WEIGHTS = {"weight_l1": "L1", "weight_ms_ssim": "MS-SSIM", "weight_adversarial": "adv",
@@ -89,8 +88,7 @@ def main() -> None:
             raise SystemExit(f"{run}: its log has no validation to compare")
         best = max(validation, key=validation.get)
         model = load_model(best_weights(run, best, args.at_step), device="cpu")
-        encoder, decoder = Encoder(model, device="cpu"), Decoder(model, device="cpu")
-        results = [evaluate_clip(encoder, decoder, args.clips / name, args.frames)
+        results = [evaluate_clip({"codec": model}, args.clips / name, args.frames)
                    for name in names]
         mean = {m: float(np.mean([r["codec"][m] for r in results]))
                 for m in ("psnr", "ssim", "ms_ssim")}

@@ -23,6 +23,8 @@ from fomcodec.cli_common import (
     overwrite_option,
     progress_bar,
     quiet_option,
+    video_output,
+    video_output_options,
 )
 from fomcodec.commands import batch_command, compare_command
 from fomcodec.crop import CropBox, parse_crop_box
@@ -168,23 +170,27 @@ def encode(src: str, output: str | None, model: str | None, config: str | None, 
                    "the one measured better, see docs/interpolation.md).")
 @click.option("--interpolator", default=None, metavar="NAME|PATH",
               help="Interpolator weights (default: ffi-fast).")
+@video_output_options()
 @quiet_option
 @fail_cleanly
 def decode(src: str, output: str | None, model: str | None, config: str | None, device: str,
            overwrite: bool, batch_size: int, bf16: bool | None, fill: bool,
-           inbetween: str | None, interpolator: str | None, quiet: bool) -> None:
+           inbetween: str | None, interpolator: str | None, lossless: bool, crf: int | None,
+           video_codec: str | None, pix_fmt: str | None, quiet: bool) -> None:
     """Decode a .fomc bitstream SRC to a video file."""
     from fomcodec.codec import Decoder
     from fomcodec.fileio import check_output_path
 
     dst = Path(output) if output else _default_output(src, ".mp4")
+    written_as = video_output(lossless, crf, video_codec, pix_fmt)
     check_output_path(dst, overwrite)
     header = bs.load(src).header  # fail on a bad stream before loading any model
     decoder = Decoder(load_model_option(model, config, device), device=device,
                       batch_size=batch_size, bf16=bf16, fill=fill, inbetween=inbetween,
                       interpolator=interpolator)
     with progress_bar(decoder.output_frame_count(header), "frame", not quiet) as progress:
-        stats = decoder.decode_file(src, dst, overwrite=overwrite, progress=progress)
+        stats = decoder.decode_file(src, dst, overwrite=overwrite, progress=progress,
+                                    output=written_as)
     if not quiet:
         click.echo(f"{stats.summary()} -> {dst}", err=True)
 
@@ -236,21 +242,25 @@ def preview(src: str, output: str | None, model: str | None, config: str | None,
 @click.option("--frames", "max_frames", type=click.IntRange(1), default=None,
               help="Read at most this many input frames.")
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
+@video_output_options()
 @quiet_option
 @fail_cleanly
 def interpolate(src: str, output: str, interpolator: str | None, device: str, overwrite: bool,
-                max_frames: int | None, batch_size: int, quiet: bool) -> None:
+                max_frames: int | None, batch_size: int, lossless: bool, crf: int | None,
+                video_codec: str | None, pix_fmt: str | None, quiet: bool) -> None:
     """Double the frame rate of video SRC with the facial frame interpolator."""
     from fomcodec.fileio import check_output_path
     from fomcodec.frame_interpolation import interpolate_file
     from fomcodec.video_io import probe_video
 
+    written_as = video_output(lossless, crf, video_codec, pix_fmt)
     check_output_path(output, overwrite)
     info = probe_video(src)
     total = min(filter(None, [info.frame_count, max_frames]), default=None)
     with progress_bar(total, "frame", not quiet) as progress:
         read, written, seconds = interpolate_file(
-            src, output, interpolator, device, batch_size, max_frames, overwrite, progress)
+            src, output, interpolator, device, batch_size, max_frames, overwrite, progress,
+            written_as)
     if not quiet:
         click.echo(f"interpolated {read} frames at {float(info.fps):g} fps -> {written} frames "
                    f"at {float(info.fps * 2):g} fps in {seconds:.1f} s "

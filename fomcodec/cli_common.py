@@ -82,3 +82,46 @@ def load_model_option(model: str | None, config: str | None, device: str):
     if model is None and config is None:
         return None
     return load_model(model or DEFAULT_MODEL, config=config, device=resolve_device(device))
+
+
+#: fomcodec.video_io's encoders and pixel formats, spelled out so the CLI starts without PyAV
+VIDEO_CODECS = ("libx264", "libx264rgb", "ffv1", "mpeg4", "libopenh264")
+PIXEL_FORMATS = ("yuv420p", "yuv422p", "yuv444p", "rgb24", "bgr24", "bgr0")
+
+
+def video_output_options(default_crf: int | None = None) -> Callable[[Any], Any]:
+    """``--lossless``, ``--crf``, ``--codec`` and ``--pix-fmt`` of commands that write video
+    (the container still follows the output's extension). ``--crf`` is None unless given;
+    ``default_crf`` is what the command then uses, for the help text."""
+    crf_help = ("x264 quality: 0 lossless .. 51 worst "
+                f"(default {default_crf if default_crf is not None else 18}).")
+    options = [
+        click.option("--lossless", is_flag=True,
+                     help="Exact RGB (libx264rgb, else FFV1): what the decoder made, unchanged. "
+                          "Plays in ffmpeg/ffplay, mpv and VLC; browsers and most phones "
+                          "show only yuv420p H.264."),
+        click.option("--crf", type=click.IntRange(0, 51), default=None, help=crf_help),
+        click.option("--codec", "video_codec", type=click.Choice(VIDEO_CODECS), default=None,
+                     help="Video encoder (default: libx264; with --lossless libx264rgb)."),
+        click.option("--pix-fmt", type=click.Choice(PIXEL_FORMATS), default=None,
+                     help="Pixel format (default: the encoder's, yuv420p for libx264)."),
+    ]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def video_output(lossless: bool, crf: int | None, video_codec: str | None,
+                 pix_fmt: str | None):
+    """The :class:`~fomcodec.video_io.VideoOutput` of those options (a usage error if they
+    contradict each other)."""
+    from fomcodec.video_io import VideoOutput
+
+    try:
+        return VideoOutput(video_codec, crf, lossless, pix_fmt)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None

@@ -49,7 +49,7 @@ from fomcodec.presets import preset as get_preset
 from fomcodec.quantization import QuantizationParams, dequantize_motion, quantize_motion
 from fomcodec.refinement import refine_motion
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
-from fomcodec.video_io import VideoWriter, iter_batches, probe_video, read_frames
+from fomcodec.video_io import VideoOutput, iter_batches, probe_video, read_frames
 from fomcodec.zoo import DEFAULT_MODEL, load_model
 
 ModelSpec = str | os.PathLike | FOMM
@@ -384,8 +384,10 @@ class Decoder:
 
     def decode_file(self, src: str | os.PathLike, dst: str | os.PathLike,
                     overwrite: bool = False,
-                    progress: ProgressCallback | None = None) -> CodingStats:
-        """Decode a ``.fomc`` file to a video file (written atomically)."""
+                    progress: ProgressCallback | None = None,
+                    output: VideoOutput | None = None) -> CodingStats:
+        """Decode a ``.fomc`` file to a video file (written atomically, as ``output`` says:
+        default yuv420p H.264 at CRF 18)."""
         started = time.perf_counter()
         check_output_path(dst, overwrite)
         data, stream = bs.read(src)
@@ -394,7 +396,9 @@ class Decoder:
         if self.inbetween_method(header) == "interpolator":
             self.synthesizer()
         fps = self.output_fps(header)
-        with VideoWriter(dst, fps, (header.width, header.height), overwrite) as writer:
+        writer = (output or VideoOutput()).writer(dst, fps, (header.width, header.height),
+                                                  overwrite)
+        with writer:
             for frames in self.decode_stream(stream, progress):
                 writer.write(frames)
         return CodingStats("decoded", self.output_frame_count(header), fps, len(data),

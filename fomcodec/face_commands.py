@@ -11,8 +11,11 @@ from pathlib import Path
 
 import click
 
-from fomcodec.cli_common import fail_cleanly
+from fomcodec.cli_common import fail_cleanly, video_output, video_output_options
 from fomcodec.face_detection import DETECTOR_CHOICES
+
+#: x264 quality of face crops: a little above the encoders' default of 18, as they are sources
+CROP_CRF = 15
 
 detector_option = click.option(
     "--detector", type=click.Choice(DETECTOR_CHOICES), default="auto", show_default=True,
@@ -40,14 +43,14 @@ device_option = click.option("--device", default="cpu", show_default=True,
               help="Output frame size.")
 @click.option("--margin", type=click.FloatRange(0.5, 3.0), default=1.0, show_default=True,
               help="Scale the VoxCeleb-like framing around the face.")
-@click.option("--crf", type=click.IntRange(1, 51), default=15, show_default=True,
-              help="x264 quality of the output (lower is better).")
+@video_output_options(default_crf=CROP_CRF)
 @click.option("--frames", "max_frames", type=click.IntRange(1), default=None,
               help="Write at most this many frames.")
 @click.option("--quiet", is_flag=True, help="No summary line.")
 @fail_cleanly
 def crop_command(src: str, output: str | None, overwrite: bool, detector: str, device: str,
-                 box_only: bool, crop: str | None, size: int, margin: float, crf: int,
+                 box_only: bool, crop: str | None, size: int, margin: float, lossless: bool,
+                 crf: int | None, video_codec: str | None, pix_fmt: str | None,
                  max_frames: int | None, quiet: bool) -> None:
     """Find the face in video SRC and write a stable square crop of it (256x256).
 
@@ -57,8 +60,10 @@ def crop_command(src: str, output: str | None, overwrite: bool, detector: str, d
     from fomcodec.face_crop import find_crop
     from fomcodec.face_detection import load_face_detector
     from fomcodec.fileio import check_output_path
-    from fomcodec.video_io import VideoWriter, probe_video, read_frames
+    from fomcodec.video_io import probe_video, read_frames
 
+    written_as = video_output(lossless, crf if crf is not None or lossless else CROP_CRF,
+                              video_codec, pix_fmt)
     given = None
     if crop is not None:
         try:
@@ -85,7 +90,7 @@ def crop_command(src: str, output: str | None, overwrite: bool, detector: str, d
     click.echo(str(box))
     if dst is None:
         return
-    with VideoWriter(dst, info.fps, overwrite=overwrite, crf=crf) as writer:
+    with written_as.writer(dst, info.fps, overwrite=overwrite) as writer:
         for frame in read_frames(src, size, box, max_frames):
             writer.write(frame)
     if not quiet:

@@ -18,7 +18,7 @@ from fomcodec.errors import InputError
 from fomcodec.fileio import check_output_path
 from fomcodec.nets.interpolator import FacialFrameInterpolator, load_interpolator
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
-from fomcodec.video_io import VideoWriter, iter_batches, probe_video, read_whole_frames
+from fomcodec.video_io import VideoOutput, iter_batches, probe_video, read_whole_frames
 
 DEFAULT_INTERPOLATOR = "ffi-fast"
 
@@ -120,9 +120,10 @@ def interpolate_file(src: str | os.PathLike, dst: str | os.PathLike,
                      interpolator: InterpolatorSpec | None = None,
                      device: str | torch.device | None = "auto", batch_size: int = 4,
                      max_frames: int | None = None, overwrite: bool = False,
-                     progress: Callable[[int], None] | None = None) -> tuple[int, int, float]:
-    """Double the frame rate of video ``src`` into ``dst`` (written atomically), at the
-    input's own size; returns (input frames, output frames, seconds)."""
+                     progress: Callable[[int], None] | None = None,
+                     output: VideoOutput | None = None) -> tuple[int, int, float]:
+    """Double the frame rate of video ``src`` into ``dst`` (written atomically, as ``output``
+    says), at the input's own size; returns (input frames, output frames, seconds)."""
     started = time.perf_counter()
     check_output_path(dst, overwrite)
     info = probe_video(src)
@@ -137,7 +138,9 @@ def interpolate_file(src: str | os.PathLike, dst: str | os.PathLike,
             yield torch.from_numpy(batch).to(resolved).permute(0, 3, 1, 2).float() / 255
 
     written = 0
-    with VideoWriter(dst, info.fps * 2, (info.width, info.height), overwrite) as writer:
+    writer = (output or VideoOutput()).writer(dst, info.fps * 2, (info.width, info.height),
+                                              overwrite)
+    with writer:
         for batch in double_frame_rate(tensors(), synthesize):
             out = (batch.clamp(0, 1) * 255).round().to(torch.uint8)
             writer.write(np.ascontiguousarray(out.permute(0, 2, 3, 1).cpu().numpy()))

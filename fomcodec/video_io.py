@@ -293,10 +293,67 @@ def pick_encoder(lossless: bool = False) -> str:
     raise FomcError("PyAV's FFmpeg has none of the video encoders fomcodec can use")
 
 
+#: Pixel formats each encoder may be asked for (``--pix-fmt``); the first is its default.
+PIXEL_FORMATS: dict[str, tuple[str, ...]] = {
+    "libx264": ("yuv420p", "yuv422p", "yuv444p"),
+    "libx264rgb": ("rgb24", "bgr24"),
+    "ffv1": ("bgr0", "yuv444p", "yuv420p"),
+    "mpeg4": ("yuv420p",),
+    "libopenh264": ("yuv420p",),
+}
+
+
+@dataclass(frozen=True)
+class VideoOutput:
+    """How a command writes video, in ffmpeg's terms: ``codec`` (None: libx264, or the first
+    lossless encoder with ``lossless``), ``crf`` (x264's quality scale, 0 = lossless for
+    libx264rgb), ``pix_fmt`` (None: the encoder's default, yuv420p for libx264)."""
+
+    codec: str | None = None
+    crf: int | None = None
+    lossless: bool = False
+    pix_fmt: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.codec is not None and self.codec not in PIXEL_FORMATS:
+            raise ValueError(f"unsupported video codec {self.codec!r} "
+                             f"(use one of {', '.join(PIXEL_FORMATS)})")
+        if self.lossless and self.codec is not None and self.codec not in LOSSLESS_ENCODERS:
+            raise ValueError(f"{self.codec} is not lossless "
+                             f"(use one of {', '.join(LOSSLESS_ENCODERS)})")
+        if self.lossless and self.crf:
+            raise ValueError("a CRF above 0 is not lossless")
+        if self.crf is not None and not 0 <= self.crf <= 51:
+            raise ValueError(f"crf must be in 0..51, not {self.crf}")
+        if self.pix_fmt is not None:
+            allowed = PIXEL_FORMATS[self.codec] if self.codec else PIXEL_FORMATS["libx264"]
+            if self.lossless and self.codec is None:
+                allowed = PIXEL_FORMATS["libx264rgb"] + PIXEL_FORMATS["ffv1"]
+            if self.pix_fmt not in allowed:
+                raise ValueError(f"pixel format {self.pix_fmt!r} is not one the encoder takes "
+                                 f"({', '.join(allowed)})")
+
+    def writer(self, path: str | os.PathLike, fps: Fraction | int | float,
+               size: tuple[int, int] | None = None, overwrite: bool = False) -> VideoWriter:
+        """A :class:`VideoWriter` with these settings."""
+        return VideoWriter(path, fps, size, overwrite, codec=self.codec, crf=self.crf,
+                           lossless=self.lossless, pix_fmt=self.pix_fmt)
+
+
 def _encoder_settings(
-    codec: str, width: int, height: int, fps: Fraction, crf: int | None, preset: str
+    codec: str, width: int, height: int, fps: Fraction, crf: int | None, preset: str,
+    pix_fmt: str | None = None,
 ) -> tuple[str, dict[str, str], int | None]:
     """Pixel format, encoder options and bit rate for one of the supported encoders."""
+    if pix_fmt is not None and pix_fmt not in PIXEL_FORMATS.get(codec, ()):
+        raise ValueError(f"{codec} does not take pixel format {pix_fmt!r}")
+    chosen, options, bit_rate = _default_encoder_settings(codec, width, height, fps, crf, preset)
+    return pix_fmt or chosen, options, bit_rate
+
+
+def _default_encoder_settings(
+    codec: str, width: int, height: int, fps: Fraction, crf: int | None, preset: str
+) -> tuple[str, dict[str, str], int | None]:
     odd = width % 2 or height % 2
     if codec == "libx264":
         options = {"crf": str(18 if crf is None else crf), "preset": preset}
@@ -320,7 +377,8 @@ class VideoWriter:
     Use as a context manager; the file appears only when the block ends without an
     exception, and an existing file is replaced only with ``overwrite=True``.
     ``size`` is (width, height); None takes it from the first frame. ``codec`` None picks
-    with :func:`pick_encoder`; ``crf`` applies to the x264 encoders.
+    with :func:`pick_encoder`; ``crf`` applies to the x264 encoders; ``pix_fmt`` None is the
+    encoder's default (:data:`PIXEL_FORMATS`).
     """
 
     def __init__(
@@ -333,6 +391,7 @@ class VideoWriter:
         crf: int | None = None,
         preset: str = "medium",
         lossless: bool = False,
+        pix_fmt: str | None = None,
     ) -> None:
         self.path = check_output_path(path, overwrite)
         self.fps = Fraction(fps).limit_denominator(1_000_000)
@@ -356,6 +415,9 @@ class VideoWriter:
         self.codec = codec or pick_encoder(lossless)
         self.crf = crf
         self.preset = preset
+        self.pix_fmt = pix_fmt
+        if pix_fmt is not None and pix_fmt not in PIXEL_FORMATS.get(self.codec, ()):
+            raise ValueError(f"{self.codec} does not take pixel format {pix_fmt!r}")
         self.frames_written = 0
         self._stack: contextlib.ExitStack | None = None
         self._container: Any = None
@@ -380,7 +442,7 @@ class VideoWriter:
 
     def _add_stream(self, width: int, height: int) -> None:
         pix_fmt, options, bit_rate = _encoder_settings(
-            self.codec, width, height, self.fps, self.crf, self.preset
+            self.codec, width, height, self.fps, self.crf, self.preset, self.pix_fmt
         )
         stream = self._container.add_stream(self.codec, rate=self.fps, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt

@@ -152,3 +152,77 @@ def test_info_names_the_motion_stride(stride: int, text: str) -> None:
     from fomcodec.cli import _every_nth
 
     assert _every_nth(stride) == text
+
+
+def _frames_of(path: Path):
+    import numpy as np
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        codec, pix_fmt = stream.codec_context.name, stream.codec_context.pix_fmt
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    return codec, pix_fmt, frames
+
+
+def test_decode_output_control(encoded: Path, weights: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from fomcodec.codec import Decoder
+    from fomcodec.zoo import load_model
+
+    exact = np.concatenate(list(Decoder(load_model(weights), device="cpu").decode_stream(
+        bs.load(encoded))))
+    # (options, what a decoder reports: codec and pixel format; x264rgb's RGB reads as gbrp)
+    cases = {"lossless.mkv": (["--lossless"], "h264", "gbrp"),
+             "ffv1.mkv": (["--lossless", "--codec", "ffv1"], "ffv1", "bgr0"),
+             "yuv444.mp4": (["--crf", "10", "--pix-fmt", "yuv444p"], "h264", "yuv444p"),
+             "default.mp4": ([], "h264", "yuv420p")}
+    errors = {}
+    for name, (options, codec, pix_fmt) in cases.items():
+        out = tmp_path / name
+        result = run("decode", str(encoded), "-o", str(out), "--model", str(weights),
+                     "--device", "cpu", "--quiet", *options)
+        assert result.exit_code == 0, result.output
+        got_codec, got_pix_fmt, frames = _frames_of(out)
+        assert (got_codec, got_pix_fmt) == (codec, pix_fmt)
+        errors[name] = np.abs(frames.astype(int) - exact.astype(int)).mean()
+    assert errors["lossless.mkv"] == 0 and errors["ffv1.mkv"] == 0
+    assert 0 < errors["yuv444.mp4"] < errors["default.mp4"]
+
+
+@pytest.mark.parametrize("options, match", [
+    (["--lossless", "--crf", "20"], "not lossless"),
+    (["--lossless", "--codec", "libx264"], "not lossless"),
+    (["--codec", "ffv1", "--pix-fmt", "yuv422p"], "pixel format"),
+])
+def test_contradictory_output_options_are_usage_errors(encoded: Path, weights: Path,
+                                                        tmp_path: Path, options, match) -> None:
+    out = tmp_path / "x.mkv"
+    result = run("decode", str(encoded), "-o", str(out), "--model", str(weights), *options)
+    assert_clean_failure(result, code=2)
+    assert match in result.output and not out.exists()
+
+
+def test_interpolate_lossless_keeps_the_input_frames(workdir: Path, tmp_path: Path) -> None:
+    import numpy as np
+    from conftest import synthetic_talking_head
+
+    from fomcodec.nets.interpolator import (
+        FacialFrameInterpolator,
+        get_interpolator_config,
+        save_interpolator,
+    )
+
+    clip = synthetic_talking_head(tmp_path / "in.mp4", frames=4, size=(64, 48))
+    torch.manual_seed(0)
+    interpolator = save_interpolator(
+        FacialFrameInterpolator(get_interpolator_config("ffi-tiny")).eval(),
+        tmp_path / "ffi-tiny.safetensors")
+    out = tmp_path / "double.mkv"
+    result = run("interpolate", str(clip), "-o", str(out), "--interpolator", str(interpolator),
+                 "--device", "cpu", "--lossless", "--quiet")
+    assert result.exit_code == 0, result.output
+    _, pix_fmt, frames = _frames_of(out)
+    _, _, original = _frames_of(clip)
+    assert pix_fmt == "gbrp" and len(frames) == 2 * len(original)
+    np.testing.assert_array_equal(frames[::2], original)
