@@ -62,7 +62,8 @@ def _command_line() -> str:
 @click.option("--frames", type=click.IntRange(1), default=100, show_default=True,
               help="Frames of each clip (from the start).")
 @click.option("--all-frames", is_flag=True, help="Use whole clips (overrides --frames).")
-@click.option("--fomc-point", "fomc_points", multiple=True, metavar="q=N,stride=N,vs=N,js=N",
+@click.option("--fomc-point", "fomc_points", multiple=True,
+              metavar="q=N,stride=N,vs=N,js=N,coding=range|lzma2",
               help="A fomc rate point (repeatable): source image quality, keypoint stride, "
                    "value/Jacobian quantisation scales. Default: six points from q10 "
                    "stride 4 to q60.")

@@ -78,6 +78,7 @@ class FomcPoint:
     motion_stride: int = bs.DEFAULT_MOTION_STRIDE
     value_scale: int = bs.DEFAULT_QUANTIZATION[bs.DEFAULT_MOTION_CODING].value_scale
     jacobian_scale: int = bs.DEFAULT_QUANTIZATION[bs.DEFAULT_MOTION_CODING].jacobian_scale
+    coding: str = bs.DEFAULT_MOTION_CODING
 
     _KEYS = {"q": "quality", "quality": "quality", "stride": "motion_stride",
              "motion_stride": "motion_stride", "vs": "value_scale",
@@ -90,35 +91,48 @@ class FomcPoint:
         if not 1 <= self.motion_stride <= 255:
             raise ValueError(f"motion stride must be in 1..255, not {self.motion_stride}")
         QuantizationParams(self.value_scale, self.jacobian_scale)
+        if self.coding not in bs.MOTION_CODINGS:
+            raise ValueError(f"motion coding must be one of {bs.MOTION_CODINGS}, "
+                             f"not {self.coding!r}")
 
     @classmethod
     def parse(cls, text: str) -> FomcPoint:
-        """``"q=30,stride=2,vs=1000,js=100"`` (any subset; the rest default)."""
-        values: dict[str, int] = {}
+        """``"q=30,stride=2,vs=1000,js=100,coding=lzma2"`` (any subset; the rest default; vs
+        and js default to the coding's own)."""
+        values: dict[str, Any] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, sep, value = part.partition("=")
+            if key.strip() == "coding" and sep:
+                values["coding"] = value.strip()
+                continue
             name = cls._KEYS.get(key.strip())
             if not sep or name is None:
-                raise ValueError(f"fomc point {text!r}: expected q=N,stride=N,vs=N,js=N")
+                raise ValueError(f"fomc point {text!r}: expected q=N,stride=N,vs=N,js=N,"
+                                 "coding=range|lzma2")
             try:
                 values[name] = int(value)
             except ValueError:
                 raise ValueError(f"fomc point {text!r}: {key} must be an integer") from None
+        coding = values.get("coding", bs.DEFAULT_MOTION_CODING)
+        if coding in bs.DEFAULT_QUANTIZATION:
+            values.setdefault("value_scale", bs.DEFAULT_QUANTIZATION[coding].value_scale)
+            values.setdefault("jacobian_scale", bs.DEFAULT_QUANTIZATION[coding].jacobian_scale)
         return cls(**values)
 
     @property
     def label(self) -> str:
+        coding = "" if self.coding == bs.DEFAULT_MOTION_CODING else f" {self.coding}"
         return (f"q{self.quality} stride{self.motion_stride} "
-                f"vs{self.value_scale} js{self.jacobian_scale}")
+                f"vs{self.value_scale} js{self.jacobian_scale}{coding}")
 
 
-#: From a still-like stream (coarse keypoints every 4th frame, a small image) to a sharp image
-#: with full-precision motion; ``FomcPoint(quality=30)`` is the encoder's default.
+#: From a still-like stream (coarse keypoints every 4th frame, a small image) to a sharp image;
+#: ``FomcPoint(quality=30)`` is the encoder's default, and the seed's LZMA2 layout at the same
+#: image quality shows what the range-coded motion saves.
 DEFAULT_FOMC_POINTS: tuple[FomcPoint, ...] = (
-    FomcPoint(quality=10, motion_stride=4, value_scale=1_000, jacobian_scale=100),
-    FomcPoint(quality=15, motion_stride=2, value_scale=2_000, jacobian_scale=250),
-    FomcPoint(quality=30, motion_stride=2, value_scale=2_000, jacobian_scale=250),
-    FomcPoint(quality=30), FomcPoint(quality=45), FomcPoint(quality=60))
+    FomcPoint(quality=10, motion_stride=4, value_scale=125, jacobian_scale=10),
+    FomcPoint(quality=15), FomcPoint(quality=30), FomcPoint(quality=45), FomcPoint(quality=60),
+    FomcPoint(quality=30, value_scale=10_000, jacobian_scale=1_000, coding="lzma2"))
 DEFAULT_CRFS: dict[str, tuple[int, ...]] = {"av1": (63, 55, 47, 39), "h264": (51, 45, 39, 33)}
 #: (coded size, frame-rate divisor) rungs every baseline CRF is run at.
 DEFAULT_LADDER: tuple[tuple[int, int], ...] = ((256, 1), (128, 2), (64, 4))
@@ -281,6 +295,7 @@ def _fomc_run(frames: np.ndarray, fps: Fraction, point: FomcPoint, model: Any, d
     started = time.perf_counter()
     encoder = Encoder(model, device=device, image_quality=point.quality,
                       quantization=QuantizationParams(point.value_scale, point.jacobian_scale),
+                      motion_coding=point.coding,
                       motion_stride=point.motion_stride)
     data = bs.pack(encoder.encode_frames(iter(frames), fps))
     encoded = time.perf_counter()
@@ -311,7 +326,8 @@ def measure_clip(clip: str | os.PathLike, settings: CompareSettings, model: Any,
         data, sizes, decoded, encode_s, decode_s = _fomc_run(frames, fps, point, model, device)
         payload = sizes["header"] + sizes["image"] + sizes["motion"]
         params = {"quality": point.quality, "motion_stride": point.motion_stride,
-                  "value_scale": point.value_scale, "jacobian_scale": point.jacobian_scale}
+                  "value_scale": point.value_scale, "jacobian_scale": point.jacobian_scale,
+                  "motion_coding": point.coding}
         add("fomc", point.label, params, len(data), payload, decoded, encode_s, decode_s)
     if settings.still:
         for quality in sorted({p.quality for p in settings.fomc_points}):
@@ -477,7 +493,8 @@ def run(clips: Sequence[str | os.PathLike], settings: CompareSettings | None = N
 
 def _row_dict(row: Measurement, metrics: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"clip": row.clip, "codec": row.codec, "config": row.config}
-    for key in ("quality", "motion_stride", "value_scale", "jacobian_scale", "crf", "size",
+    for key in ("quality", "motion_stride", "value_scale", "jacobian_scale", "motion_coding",
+                "crf", "size",
                 "fps_divisor", "preset", "keyframes"):
         out[key] = row.params.get(key, "")
     out.update({"frames": row.frames, "duration_s": round(row.duration, 4),

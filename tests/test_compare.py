@@ -238,3 +238,18 @@ def test_fomc_point_parsing() -> None:
     assert compare.parse_ladder("256,128/2") == ((256, 1), (128, 2))
     with pytest.raises(ValueError):
         compare.FomcPoint.parse("q=101")
+
+
+def test_fomc_points_name_their_motion_coding() -> None:
+    from fomcodec import bitstream as bs
+    from fomcodec.compare import DEFAULT_FOMC_POINTS, FomcPoint
+
+    seed = FomcPoint.parse("q=30,coding=lzma2")
+    assert (seed.value_scale, seed.jacobian_scale) == (10_000, 1_000)
+    assert seed.label.endswith("lzma2")
+    default = FomcPoint.parse("q=30")
+    assert default.coding == bs.DEFAULT_MOTION_CODING == "range"
+    assert default.value_scale == bs.DEFAULT_QUANTIZATION["range"].value_scale
+    assert {p.coding for p in DEFAULT_FOMC_POINTS} == {"range", "lzma2"}
+    with pytest.raises(ValueError, match="motion coding"):
+        FomcPoint.parse("q=30,coding=zip")
