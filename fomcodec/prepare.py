@@ -42,7 +42,6 @@ CLIPS_DIR = "clips"
 MANIFEST_VERSION = 1
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".mpg", ".mpeg", ".webm",
                             ".flv", ".wmv", ".ts"})
-SPLITS_DIR = Path(__file__).resolve().parents[1] / "models" / "splits"
 
 Notify = Callable[[str], None]
 
@@ -122,9 +121,12 @@ def find_people_file(in_dir: str | os.PathLike, clips: Iterable[Path]) -> Path |
     if own.is_file():
         return own
     names = [clip for clip in clips]
-    if not names or not SPLITS_DIR.is_dir():
+    from fomcodec.zoo import shipped_models_dir
+
+    splits = shipped_models_dir() / "splits"
+    if not names or not splits.is_dir():
         return None
-    for candidate in sorted(SPLITS_DIR.glob("*people*.json")):
+    for candidate in sorted(splits.glob("*people*.json")):
         try:
             mapping = load_people(candidate)
         except InputError:

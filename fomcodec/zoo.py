@@ -9,6 +9,7 @@ official FOMM checkpoint (``vox-cpk.pth.tar``), read with ``torch.load(weights_o
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +38,21 @@ class ModelEntry:
     weights_path: Path | None
 
 
+def shipped_models_dir() -> Path:
+    """The folder of the models that ship with fomcodec: ``fomcodec.model_files`` in an
+    installed package (a wheel), which is the repository's ``models/`` in a checkout."""
+    spec = importlib.util.find_spec("fomcodec.model_files")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if Path(location).is_dir():
+            return Path(location)
+    return Path(__file__).resolve().parents[1] / "models"
+
+
 def model_dirs() -> list[Path]:
-    """Folders searched for named models, in order."""
+    """Folders searched for named models, in order: ``$FOMC_MODELS_DIR``, then the shipped
+    models."""
     dirs = [Path(p) for p in os.environ.get("FOMC_MODELS_DIR", "").split(os.pathsep) if p]
-    dirs.append(Path(__file__).resolve().parents[1] / "models")
+    dirs.append(shipped_models_dir())
     return [d for d in dirs if d.is_dir()]
 
 
