@@ -32,7 +32,6 @@ and decodes AV1 with ``libdav1d``; :func:`available_codecs` says what this build
 from __future__ import annotations
 
 import io
-import os
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -139,7 +138,6 @@ def _options(config: BaselineConfig, gop: int, threads: int | None) -> dict[str,
 def _encode(frames: np.ndarray, fps: Fraction, config: BaselineConfig,
             threads: int | None) -> tuple[bytes, int, int]:
     """Encode already scaled frames to MP4 bytes; returns (mp4, payload bytes, keyframes)."""
-    os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole config at info level
     gop = len(frames)
     buffer = io.BytesIO()
     payload = keyframes = 0

@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 runtime or format error (one line on stderr), 2 usage e
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,9 @@ def _parse_crop(value: str | None) -> CropBox | None:
 @click.version_option(package_name="fomcodec", prog_name="fomc")
 def main() -> None:
     """fomcodec: low-bitrate talking-head video coding with First Order Motion Model keypoints."""
+    # The command owns its process, the library does not: SVT-AV1 (fomc compare's baseline)
+    # prints its whole configuration at its default log level.
+    os.environ.setdefault("SVT_LOG", "1")
 
 
 @main.command()

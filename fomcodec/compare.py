@@ -413,7 +413,6 @@ def curve_overlap(a: np.ndarray, b: np.ndarray) -> float:
 def bd_rate(rows: Sequence[Measurement], anchor: str, metric: str, rate: str = "file",
             test: str = "fomc", min_overlap: float = MIN_OVERLAP) -> BDRate:
     """BD-rate of ``test`` against ``anchor`` on their Pareto fronts (bjontegaard, Akima)."""
-    os.environ.setdefault("MPLBACKEND", "Agg")
     import bjontegaard
 
     rate_a, value_a, _ = curve(rows, anchor, metric, rate)
