@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from fomcodec import bitstream as bs
-from fomcodec.codec import Encoder
+from fomcodec.codec import bitstream as bs
+from fomcodec.codec.pipeline import Encoder
+from fomcodec.media.video_io import probe_video, read_frames
 from fomcodec.nets.keypoint_detector import Keypoints
 from fomcodec.runtime import autocast, bf16_supported
-from fomcodec.video_io import probe_video, read_frames
 from fomcodec.zoo import DEFAULT_MODEL, build_model, get_config, load_model
 
 REPO = Path(__file__).resolve().parents[1]

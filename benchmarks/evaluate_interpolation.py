@@ -45,14 +45,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fomcodec import bitstream as bs
-from fomcodec import metrics
-from fomcodec.codec import Decoder, Encoder
-from fomcodec.frame_interpolation import MiddleFrameSynthesizer
+from fomcodec.codec import bitstream as bs
+from fomcodec.codec.frame_interpolation import MiddleFrameSynthesizer
+from fomcodec.codec.pipeline import Decoder, Encoder
+from fomcodec.eval import metrics
+from fomcodec.media.video_io import probe_video, read_frames
 from fomcodec.nets.interpolator import load_interpolator
 from fomcodec.nets.keypoint_detector import Keypoints
 from fomcodec.runtime import autocast, bf16_supported
-from fomcodec.video_io import probe_video, read_frames
 from fomcodec.zoo import DEFAULT_MODEL, load_model
 
 REPO = Path(__file__).resolve().parents[1]

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fomcodec.codec import Decoder, Encoder
-from fomcodec.landmarks import landmarks_available
-from fomcodec.metrics import QualityMeter
-from fomcodec.video_io import probe_video, read_frames
+from fomcodec.codec.pipeline import Decoder, Encoder
+from fomcodec.eval.landmarks import landmarks_available
+from fomcodec.eval.metrics import QualityMeter
+from fomcodec.media.video_io import probe_video, read_frames
 from fomcodec.zoo import DEFAULT_MODEL, load_model
 
 REPO = Path(__file__).resolve().parents[1]

@@ -20,9 +20,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from fomcodec import bitstream as bs
+from fomcodec.codec import bitstream as bs
+from fomcodec.codec.quantization import QuantizationParams, quantize_motion
 from fomcodec.errors import BitstreamError
-from fomcodec.quantization import QuantizationParams, quantize_motion
 
 
 def base_stream(rng: np.random.Generator, frames: int = 25, k: int = 10) -> bs.Bitstream:

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fomcodec import bitstream as bs
-from fomcodec import metrics
-from fomcodec.codec import Decoder, Encoder
-from fomcodec.quantization import QuantizationParams
-from fomcodec.video_io import probe_video, read_frames
+from fomcodec.codec import bitstream as bs
+from fomcodec.codec.pipeline import Decoder, Encoder
+from fomcodec.codec.quantization import QuantizationParams
+from fomcodec.eval import metrics
+from fomcodec.media.video_io import probe_video, read_frames
 from fomcodec.zoo import DEFAULT_MODEL, load_model
 
 REPO = Path(__file__).resolve().parents[1]

@@ -24,7 +24,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from fomcodec.image_codec import AVIF_SPEED, DEFAULT_SUBSAMPLING, decode_image, encode_image
+from fomcodec.codec.image_codec import AVIF_SPEED, DEFAULT_SUBSAMPLING, decode_image, encode_image
 
 DEFAULT_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
 SIZE = 256

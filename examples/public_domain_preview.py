@@ -4,7 +4,7 @@
         [--preview preview.gif] [--frames 50] [--model fomc-small]
 
 The shared talking-head clips may not be committed, nor frames derived from them, so this
-makes its own clip (:mod:`fomcodec.sample_clip`): the official U.S. Navy portrait of Grace
+makes its own clip (:mod:`fomcodec.media.sample_clip`): the official U.S. Navy portrait of Grace
 Hopper (public domain), which ships inside the matplotlib wheel, moved by a smooth rigid head
 motion (turn, shift, small zoom) at 25 frames/s. It is encoded and decoded
 with the codec as ``fomc preview`` does, and the comparison line is printed. The clip
@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 import fomcodec
-from fomcodec import bitstream
-from fomcodec.metrics import psnr_rgb
-from fomcodec.preview import side_by_side, write_preview, write_strip
-from fomcodec.sample_clip import FPS, public_domain_clip
+from fomcodec.codec import bitstream
+from fomcodec.eval.metrics import psnr_rgb
+from fomcodec.eval.preview import side_by_side, write_preview, write_strip
+from fomcodec.media.sample_clip import FPS, public_domain_clip
 
 
 def main() -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 import fomcodec
-from fomcodec.metrics import psnr_rgb
-from fomcodec.video_io import read_frames
+from fomcodec.eval.metrics import psnr_rgb
+from fomcodec.media.video_io import read_frames
 
 
 def main() -> None:

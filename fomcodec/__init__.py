@@ -27,11 +27,11 @@ from fomcodec.errors import (
 __version__ = "0.1.0"
 
 _LAZY = {
-    "CodingStats": "fomcodec.codec",
-    "Decoder": "fomcodec.codec",
-    "Encoder": "fomcodec.codec",
-    "decode": "fomcodec.codec",
-    "encode": "fomcodec.codec",
+    "CodingStats": "fomcodec.codec.pipeline",
+    "Decoder": "fomcodec.codec.pipeline",
+    "Encoder": "fomcodec.codec.pipeline",
+    "decode": "fomcodec.codec.pipeline",
+    "encode": "fomcodec.codec.pipeline",
     "DEFAULT_MODEL": "fomcodec.zoo",
     "load_model": "fomcodec.zoo",
     "registered_models": "fomcodec.zoo",

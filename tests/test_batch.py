@@ -12,11 +12,11 @@ import torch
 from click.testing import CliRunner
 from conftest import synthetic_talking_head
 
-from fomcodec import batch
-from fomcodec import bitstream as bs
-from fomcodec.batch import BatchOptions, BatchProgress, run_batch
-from fomcodec.commands import batch_command
-from fomcodec.video_io import probe_video
+from fomcodec.cli.commands import batch_command
+from fomcodec.codec import batch
+from fomcodec.codec import bitstream as bs
+from fomcodec.codec.batch import BatchOptions, BatchProgress, run_batch
+from fomcodec.media.video_io import probe_video
 from fomcodec.zoo import build_model, get_config, save_weights
 
 

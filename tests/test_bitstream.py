@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fomcodec import bitstream
-from fomcodec.bitstream import (
+from fomcodec.codec import bitstream
+from fomcodec.codec.bitstream import (
     FORMAT_VERSION,
     Bitstream,
     EncodedImage,
@@ -28,8 +28,8 @@ from fomcodec.bitstream import (
     section_sizes,
     unpack,
 )
+from fomcodec.codec.quantization import QuantizationParams, QuantizedMotion, quantize_motion
 from fomcodec.errors import BitstreamError, FomcError, InputError, UnsupportedVersionError
-from fomcodec.quantization import QuantizationParams, QuantizedMotion, quantize_motion
 
 FAST = settings(max_examples=150, deadline=None)
 

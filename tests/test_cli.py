@@ -11,9 +11,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from fomcodec import bitstream as bs
-from fomcodec.cli import main
-from fomcodec.video_io import probe_video
+from fomcodec.cli.main import main
+from fomcodec.codec import bitstream as bs
+from fomcodec.media.video_io import probe_video
 from fomcodec.zoo import build_model, get_config, save_weights
 
 
@@ -149,7 +149,7 @@ def test_usage_errors_exit_2(encoded: Path) -> None:
                                               (3, "every 3rd frame"), (11, "every 11th frame"),
                                               (21, "every 21st frame"), (112, "every 112th frame")])
 def test_info_names_the_motion_stride(stride: int, text: str) -> None:
-    from fomcodec.cli import _every_nth
+    from fomcodec.cli.main import _every_nth
 
     assert _every_nth(stride) == text
 
@@ -167,7 +167,7 @@ def _frames_of(path: Path):
 def test_decode_output_control(encoded: Path, weights: Path, tmp_path: Path) -> None:
     import numpy as np
 
-    from fomcodec.codec import Decoder
+    from fomcodec.codec.pipeline import Decoder
     from fomcodec.zoo import load_model
 
     exact = np.concatenate(list(Decoder(load_model(weights), device="cpu").decode_stream(

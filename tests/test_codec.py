@@ -10,12 +10,12 @@ import pytest
 import torch
 from conftest import talking_head_frames
 
-from fomcodec import bitstream as bs
-from fomcodec.codec import Decoder, Encoder, decode, encode
+from fomcodec.codec import bitstream as bs
+from fomcodec.codec.image_codec import decode_image
+from fomcodec.codec.pipeline import Decoder, Encoder, decode, encode
+from fomcodec.codec.quantization import QuantizationParams
 from fomcodec.errors import InputError, ModelMismatchError
-from fomcodec.image_codec import decode_image
-from fomcodec.quantization import QuantizationParams
-from fomcodec.video_io import probe_video, read_frames
+from fomcodec.media.video_io import probe_video, read_frames
 from fomcodec.zoo import build_model, get_config, save_weights, weights_hash
 
 

@@ -13,13 +13,13 @@ import torch
 from click.testing import CliRunner
 from conftest import synthetic_talking_head, talking_head_frames
 
-from fomcodec import compare
-from fomcodec.baselines import BaselineConfig, available_codecs, encode_decode
-from fomcodec.bitstream import DEFAULT_MOTION_STRIDE
-from fomcodec.commands import compare_command
-from fomcodec.compare import Measurement
-from fomcodec.image_codec import DEFAULT_QUALITY
-from fomcodec.metrics import METRICS, vmaf_available
+from fomcodec.cli.commands import compare_command
+from fomcodec.codec.bitstream import DEFAULT_MOTION_STRIDE
+from fomcodec.codec.image_codec import DEFAULT_QUALITY
+from fomcodec.eval import compare
+from fomcodec.eval.baselines import BaselineConfig, available_codecs, encode_decode
+from fomcodec.eval.compare import Measurement
+from fomcodec.eval.metrics import METRICS, vmaf_available
 from fomcodec.zoo import build_model, get_config, save_weights
 
 pytestmark = pytest.mark.skipif(not all(available_codecs().values()),
@@ -241,8 +241,8 @@ def test_fomc_point_parsing() -> None:
 
 
 def test_fomc_points_name_their_motion_coding() -> None:
-    from fomcodec import bitstream as bs
-    from fomcodec.compare import DEFAULT_FOMC_POINTS, FomcPoint
+    from fomcodec.codec import bitstream as bs
+    from fomcodec.eval.compare import DEFAULT_FOMC_POINTS, FomcPoint
 
     seed = FomcPoint.parse("q=30,coding=lzma2")
     assert (seed.value_scale, seed.jacobian_scale) == (10_000, 1_000)

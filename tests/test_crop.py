@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from fomcodec.crop import CropBox, centre_square, crop_and_resize, parse_crop_box
+from fomcodec.media.crop import CropBox, centre_square, crop_and_resize, parse_crop_box
 
 
 @pytest.mark.parametrize(

@@ -15,19 +15,19 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fomcodec import face_detection as fd
-from fomcodec.crop import CropBox
+from fomcodec.cli.face_commands import crop_command
 from fomcodec.errors import FomcError, InputError
-from fomcodec.face_commands import crop_command
-from fomcodec.face_crop import (
+from fomcodec.media import face_detection as fd
+from fomcodec.media.crop import CropBox
+from fomcodec.media.face_crop import (
     FaceTrack,
     box_for_track,
     find_crop,
     main_face,
     resolve_crop,
 )
-from fomcodec.face_detection import FaceBox, HaarCascadeDetector, load_face_detector
-from fomcodec.video_io import probe_video, read_frames, read_whole_frames
+from fomcodec.media.face_detection import FaceBox, HaarCascadeDetector, load_face_detector
+from fomcodec.media.video_io import probe_video, read_frames, read_whole_frames
 
 FRAME_SIZE = (320, 192)
 TILE = 128

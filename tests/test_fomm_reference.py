@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fomcodec.motion import normalize_keypoints
+from fomcodec.codec.motion import normalize_keypoints
 from fomcodec.nets.keypoint_detector import Keypoints
 from fomcodec.zoo import build_model, get_config, load_model, read_checkpoint
 

@@ -12,23 +12,23 @@ from click.testing import CliRunner
 from conftest import talking_head_frames
 from test_codec import tiny_model
 
-from fomcodec import bitstream as bs
-from fomcodec.cli import main
-from fomcodec.codec import Decoder, Encoder
-from fomcodec.errors import ModelError
-from fomcodec.frame_interpolation import (
+from fomcodec.cli.main import main
+from fomcodec.codec import bitstream as bs
+from fomcodec.codec.frame_interpolation import (
     MiddleFrameSynthesizer,
     double_frame_rate,
     fill_frames,
     frames_between,
 )
+from fomcodec.codec.pipeline import Decoder, Encoder
+from fomcodec.errors import ModelError
+from fomcodec.media.video_io import probe_video, read_frames
 from fomcodec.nets.interpolator import (
     FacialFrameInterpolator,
     get_interpolator_config,
     save_interpolator,
 )
 from fomcodec.training.interpolation import load_overlapping
-from fomcodec.video_io import probe_video, read_frames
 
 
 def average(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:

@@ -5,17 +5,17 @@ import math
 import numpy as np
 import pytest
 
-from fomcodec import avif_container
-from fomcodec.bitstream import EncodedImage
-from fomcodec.cli_common import IMAGE_CODECS
-from fomcodec.errors import BitstreamError
-from fomcodec.image_codec import (
+from fomcodec.cli.common import IMAGE_CODECS
+from fomcodec.codec import avif_container
+from fomcodec.codec.bitstream import EncodedImage
+from fomcodec.codec.image_codec import (
     CODECS,
     DEFAULT_CODEC,
     DEFAULT_QUALITY,
     decode_image,
     encode_image,
 )
+from fomcodec.errors import BitstreamError
 
 
 def smooth_image(h: int = 96, w: int = 128) -> np.ndarray:

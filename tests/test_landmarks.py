@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from fomcodec.landmarks import LANDMARK_COUNT, landmarks_available
-from fomcodec.metrics import QualityMeter
-from fomcodec.sample_clip import public_domain_clip
+from fomcodec.eval.landmarks import LANDMARK_COUNT, landmarks_available
+from fomcodec.eval.metrics import QualityMeter
+from fomcodec.media.sample_clip import public_domain_clip
 
 pytestmark = pytest.mark.skipif(not landmarks_available(),
                                 reason="MediaPipe Face Mesh not installed (landmarks extra)")
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not landmarks_available(),
 
 @pytest.fixture(scope="module")
 def landmarker():
-    from fomcodec.landmarks import FaceLandmarker
+    from fomcodec.eval.landmarks import FaceLandmarker
 
     with FaceLandmarker() as detector:
         yield detector
@@ -42,7 +42,7 @@ def test_no_face_gives_none(landmarker) -> None:
 
 
 def test_akd_is_zero_for_identical_frames_and_follows_a_shift(landmarker, portrait) -> None:
-    from fomcodec.landmarks import keypoint_distances
+    from fomcodec.eval.landmarks import keypoint_distances
 
     shifted = np.roll(portrait, 6, axis=1)
     distances = keypoint_distances(np.stack([portrait, portrait]),
@@ -63,7 +63,7 @@ def test_quality_meter_reports_akd_over_frames_with_faces(portrait) -> None:
 
 
 def test_compare_curves_treat_lower_akd_as_better() -> None:
-    from fomcodec.compare import Measurement, bd_rate, curve
+    from fomcodec.eval.compare import Measurement, bd_rate, curve
 
     def row(codec: str, kbps: float, akd: float) -> Measurement:
         return Measurement("mean", codec, f"{kbps}", {}, 10, 1.0, kbps * 125, kbps * 125,

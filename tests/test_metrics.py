@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import talking_head_frames
 
-from fomcodec import metrics
-from fomcodec.metrics import PSNR_CAP, QualityMeter, measure
+from fomcodec.eval import metrics
+from fomcodec.eval.metrics import PSNR_CAP, QualityMeter, measure
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from fomcodec.motion import (
+from fomcodec.codec.motion import (
     apply_relative_motion,
     movement_scale,
     normalize_keypoints,

@@ -14,15 +14,15 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from test_bitstream import join_chunks, make_stream, split_chunks, streams
 
-from fomcodec import bitstream as bs
-from fomcodec.errors import BitstreamError
-from fomcodec.motion_coding import (
+from fomcodec.codec import bitstream as bs
+from fomcodec.codec.motion_coding import (
     decode_residuals,
     encode_residuals,
     keypoint_groups,
     rest_position,
 )
-from fomcodec.quantization import quantize_motion
+from fomcodec.codec.quantization import quantize_motion
+from fomcodec.errors import BitstreamError
 
 FUZZ_EXAMPLES = 2_000  # benchmarks/fuzz_motion.py runs 20,000 more
 
@@ -155,7 +155,7 @@ def test_encoder_writes_range_coding_by_default() -> None:
     from conftest import talking_head_frames
     from test_codec import tiny_model
 
-    from fomcodec.codec import Encoder
+    from fomcodec.codec.pipeline import Encoder
 
     model = tiny_model()
     frames = talking_head_frames(6, (256, 256))

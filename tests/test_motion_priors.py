@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from conftest import talking_head_frames
 
-from fomcodec.motion import relative_motion
+from fomcodec.codec.motion import relative_motion
+from fomcodec.codec.quantization import QuantizationParams
+from fomcodec.codec.refinement import reconstruction_error, refine_motion
 from fomcodec.nets.blocks import make_coordinate_grid, resize_deformation
-from fomcodec.quantization import QuantizationParams
-from fomcodec.refinement import reconstruction_error, refine_motion
 from fomcodec.training.flow_teacher import dis_flow_grid, flow_loss
 from fomcodec.zoo import build_model, get_config
 

@@ -11,13 +11,13 @@ import pytest
 from click.testing import CliRunner
 from conftest import REPO_ROOT, synthetic_talking_head
 
-from fomcodec import prepare as prep
+from fomcodec.cli.face_commands import prepare_command
 from fomcodec.errors import InputError
-from fomcodec.face_commands import prepare_command
-from fomcodec.face_detection import HaarCascadeDetector
-from fomcodec.prepare import load_people, prepare_dataset, split_by_person
+from fomcodec.media.face_detection import HaarCascadeDetector
+from fomcodec.media.video_io import probe_video, read_frames
+from fomcodec.training import prepare as prep
 from fomcodec.training.dataset import load_split
-from fomcodec.video_io import probe_video, read_frames
+from fomcodec.training.prepare import load_people, prepare_dataset, split_by_person
 
 PEOPLE_FILE = REPO_ROOT / "models" / "splits" / "shared-data-people.json"
 

@@ -10,8 +10,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from fomcodec.cli import main
-from fomcodec.preview import frame_strip, side_by_side
+from fomcodec.cli.main import main
+from fomcodec.eval.preview import frame_strip, side_by_side
 from fomcodec.zoo import build_model, get_config, save_weights
 
 

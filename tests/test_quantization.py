@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fomcodec.quantization import (
+from fomcodec.codec.quantization import (
     QuantizationParams,
     QuantizedMotion,
     dequantize_motion,

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import fomcodec
-from fomcodec.frame_interpolation import MiddleFrameSynthesizer
-from fomcodec.metrics import psnr_rgb
-from fomcodec.sample_clip import FPS, SIZE, public_domain_clip
+from fomcodec.codec.frame_interpolation import MiddleFrameSynthesizer
+from fomcodec.eval.metrics import psnr_rgb
+from fomcodec.media.sample_clip import FPS, SIZE, public_domain_clip
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,10 @@ import pytest
 from conftest import synthetic_talking_head, talking_head_frames
 from PIL import Image
 
-from fomcodec.crop import CropBox, centre_square, crop_and_resize
 from fomcodec.errors import FomcError, InputError
 from fomcodec.fileio import OutputExistsError
-from fomcodec.video_io import (
+from fomcodec.media.crop import CropBox, centre_square, crop_and_resize
+from fomcodec.media.video_io import (
     LOSSLESS_ENCODERS,
     LOSSY_ENCODERS,
     VideoInfo,

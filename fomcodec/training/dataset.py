@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fomcodec.video_io import read_frames
+from fomcodec.media.video_io import read_frames
 
 ClipReader = Callable[[Path, int], Iterable[np.ndarray]]
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from fomcodec.motion import apply_relative_motion, relative_motion
+from fomcodec.codec.motion import apply_relative_motion, relative_motion
 from fomcodec.nets.config import ModelConfig
 from fomcodec.nets.discriminator import (
     DiscriminatorConfig,

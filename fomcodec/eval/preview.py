@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fomcodec import bitstream as bs
-from fomcodec.codec import Decoder, Encoder, ModelSpec
-from fomcodec.crop import CropBox
+from fomcodec.codec import bitstream as bs
+from fomcodec.codec.pipeline import Decoder, Encoder, ModelSpec
 from fomcodec.errors import FomcError, InputError
+from fomcodec.eval.metrics import psnr_rgb
 from fomcodec.fileio import atomic_output, check_output_path
-from fomcodec.metrics import psnr_rgb
-from fomcodec.video_io import VideoWriter, probe_video, read_frames
+from fomcodec.media.crop import CropBox
+from fomcodec.media.video_io import VideoWriter, probe_video, read_frames
 
 GAP = 4  # pixels of white between the two halves
 PREVIEW_SUFFIXES = (".gif", ".mp4", ".mov", ".mkv")

@@ -16,9 +16,9 @@ import torch
 
 from fomcodec.errors import InputError
 from fomcodec.fileio import check_output_path
+from fomcodec.media.video_io import VideoOutput, iter_batches, probe_video, read_whole_frames
 from fomcodec.nets.interpolator import FacialFrameInterpolator, load_interpolator
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
-from fomcodec.video_io import VideoOutput, iter_batches, probe_video, read_whole_frames
 
 DEFAULT_INTERPOLATOR = "ffi-fast"
 

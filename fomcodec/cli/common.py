@@ -63,7 +63,7 @@ device_option = click.option("--device", default="auto", show_default=True,
 overwrite_option = click.option("-y", "--overwrite", is_flag=True,
                                 help="Overwrite the output file if it exists.")
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bar or summary.")
-#: fomcodec.image_codec.CODECS, spelled out so that the CLI starts without Pillow and numpy
+#: fomcodec.codec.image_codec.CODECS, spelled out so that the CLI starts without Pillow and numpy
 IMAGE_CODECS = ("av1", "avif", "webp", "jpeg", "png")
 
 
@@ -84,7 +84,7 @@ def load_model_option(model: str | None, config: str | None, device: str):
     return load_model(model or DEFAULT_MODEL, config=config, device=resolve_device(device))
 
 
-#: fomcodec.video_io's encoders and pixel formats, spelled out so the CLI starts without PyAV
+#: fomcodec.media.video_io's encoders and pixel formats, spelled out so the CLI starts without PyAV
 VIDEO_CODECS = ("libx264", "libx264rgb", "ffv1", "mpeg4", "libopenh264")
 PIXEL_FORMATS = ("yuv420p", "yuv422p", "yuv444p", "rgb24", "bgr24", "bgr0")
 
@@ -117,9 +117,9 @@ def video_output_options(default_crf: int | None = None) -> Callable[[Any], Any]
 
 def video_output(lossless: bool, crf: int | None, video_codec: str | None,
                  pix_fmt: str | None):
-    """The :class:`~fomcodec.video_io.VideoOutput` of those options (a usage error if they
+    """The :class:`~fomcodec.media.video_io.VideoOutput` of those options (a usage error if they
     contradict each other)."""
-    from fomcodec.video_io import VideoOutput
+    from fomcodec.media.video_io import VideoOutput
 
     try:
         return VideoOutput(video_codec, crf, lossless, pix_fmt)

@@ -24,7 +24,7 @@ Definitions (the same for every codec ``fomc compare`` measures):
   the per-frame scores. The model was trained for 1080p viewing: at 256x256 its numbers rank
   codecs but are not absolute quality.
 - ``akd`` (lower is better): mean distance in pixels between the facial landmarks found on the
-  reference and on the distorted frame (:mod:`fomcodec.landmarks`), averaged over the frames
+  reference and on the distorted frame (:mod:`fomcodec.eval.landmarks`), averaged over the frames
   where both have a face.
 """
 
@@ -250,7 +250,7 @@ class QualityMeter:
         self._scores: dict[str, list[np.ndarray]] = {name: [] for name in _FRAME_METRICS}
         self._landmarker = None
         if akd:
-            from fomcodec.landmarks import FaceLandmarker
+            from fomcodec.eval.landmarks import FaceLandmarker
 
             self._landmarker = FaceLandmarker()
             self._scores["akd"] = []
@@ -273,7 +273,7 @@ class QualityMeter:
         for name, values in frame_metrics(reference, distorted).items():
             self._scores[name].append(values)
         if self._landmarker is not None:
-            from fomcodec.landmarks import keypoint_distances
+            from fomcodec.eval.landmarks import keypoint_distances
 
             self._scores["akd"].append(keypoint_distances(reference, distorted, self._landmarker))
         if self._writers is not None:

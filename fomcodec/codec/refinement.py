@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import torch
 
-from fomcodec.motion import apply_relative_motion
+from fomcodec.codec.motion import apply_relative_motion
+from fomcodec.codec.quantization import QuantizationParams, dequantize_motion, quantize_motion
 from fomcodec.nets.fomm import FOMM
 from fomcodec.nets.keypoint_detector import Keypoints
-from fomcodec.quantization import QuantizationParams, dequantize_motion, quantize_motion
 
 
 def reconstruction_error(model: FOMM, source: torch.Tensor, source_features: object,

@@ -1,7 +1,7 @@
 """``fomc crop`` and ``fomc prepare``: the face crop and dataset preparation commands.
 
-Registered on the ``fomc`` group in :mod:`fomcodec.cli` (``main.add_command``). Errors follow
-the CLI's conventions (:func:`fomcodec.cli_common.fail_cleanly`: one line, exit 1; usage errors
+Registered on the ``fomc`` group in :mod:`fomcodec.cli.main` (``main.add_command``). Errors follow
+the CLI's conventions (:func:`fomcodec.cli.common.fail_cleanly`: one line, exit 1; usage errors
 exit 2; Ctrl-C exits 130).
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from fomcodec.cli_common import fail_cleanly, video_output, video_output_options
-from fomcodec.face_detection import DETECTOR_CHOICES
+from fomcodec.cli.common import fail_cleanly, video_output, video_output_options
+from fomcodec.media.face_detection import DETECTOR_CHOICES
 
 #: x264 quality of face crops: a little above the encoders' default of 18, as they are sources
 CROP_CRF = 15
@@ -56,11 +56,11 @@ def crop_command(src: str, output: str | None, overwrite: bool, detector: str, d
 
     Prints the chosen box (X,Y,SIZE in source pixels) on stdout, for `fomc encode --crop`.
     """
-    from fomcodec.crop import parse_crop_box
-    from fomcodec.face_crop import find_crop
-    from fomcodec.face_detection import load_face_detector
     from fomcodec.fileio import check_output_path
-    from fomcodec.video_io import probe_video, read_frames
+    from fomcodec.media.crop import parse_crop_box
+    from fomcodec.media.face_crop import find_crop
+    from fomcodec.media.face_detection import load_face_detector
+    from fomcodec.media.video_io import probe_video, read_frames
 
     written_as = video_output(lossless, crf if crf is not None or lossless else CROP_CRF,
                               video_codec, pix_fmt)
@@ -127,7 +127,7 @@ def prepare_command(in_dir: str, out_dir: str, people_file: str | None, split_fi
                     validation_fraction: float, seed: int, detector: str, device: str,
                     size: int, crf: int, max_frames: int | None, quiet: bool) -> None:
     """Turn a folder of raw clips IN_DIR into a training set of face crops, split by person."""
-    from fomcodec.prepare import prepare_dataset
+    from fomcodec.training.prepare import prepare_dataset
 
     def notify(message: str) -> None:
         if not quiet or "skipped" in message or "warning" in message:

@@ -9,7 +9,7 @@
       "lzma2" (version 1, MOTN): delta over t (wrap) -> zigzag u16 -> planar (C, T)
           -> high-byte plane + low-byte plane -> raw LZMA2
       "range" (version 2, MOTA): closed-loop prediction, adaptive Laplace model, range coder
-          (:mod:`fomcodec.motion_coding`)
+          (:mod:`fomcodec.codec.motion_coding`)
 
 The byte-exact format is specified in ``docs/bitstream.md``. Every reading error is a
 :class:`~fomcodec.errors.BitstreamError` (or its subclass
@@ -29,10 +29,10 @@ from fractions import Fraction
 
 import numpy as np
 
+from fomcodec.codec.motion_coding import decode_residuals, encode_residuals, rest_position
+from fomcodec.codec.quantization import QuantizationParams, QuantizedMotion
 from fomcodec.errors import BitstreamError, InputError, UnsupportedVersionError
 from fomcodec.fileio import write_bytes_atomic
-from fomcodec.motion_coding import decode_residuals, encode_residuals, rest_position
-from fomcodec.quantization import QuantizationParams, QuantizedMotion
 
 MAGIC = b"FOMC"
 #: Version 1: LZMA2 motion (MOTN) only; version 2 adds range-coded motion (MOTA). A stream is
@@ -379,7 +379,7 @@ def _rest_position(header: StreamHeader) -> np.ndarray:
 
 
 def encode_motion_range(motion: QuantizedMotion, header: StreamHeader) -> bytes:
-    """The ``MOTA`` payload: model-based range coding (:mod:`fomcodec.motion_coding`)."""
+    """The ``MOTA`` payload: model-based range coding (:mod:`fomcodec.codec.motion_coding`)."""
     return encode_residuals(_motion_channels(motion), header.num_kp, _rest_position(header))
 
 

@@ -4,7 +4,7 @@
 
     RGB uint8 (H, W, 3) --encode_image--> EncodedImage(codec, bytes) --decode_image--> RGB uint8
 
-``av1`` is AVIF less its container (:mod:`fomcodec.avif_container`): the same pixels, 260
+``av1`` is AVIF less its container (:mod:`fomcodec.codec.avif_container`): the same pixels, 260
 bytes fewer.
 
 No metadata is written (no EXIF, XMP or ICC profile): every byte counts at 2-5 kbit/s.
@@ -18,8 +18,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from fomcodec import avif_container
-from fomcodec.bitstream import IMAGE_CODEC_IDS, EncodedImage
+from fomcodec.codec import avif_container
+from fomcodec.codec.bitstream import IMAGE_CODEC_IDS, EncodedImage
 from fomcodec.errors import BitstreamError
 
 CODECS: tuple[str, ...] = tuple(IMAGE_CODEC_IDS)
@@ -60,7 +60,7 @@ def encode_image(
     Args:
         rgb: (H, W, 3) uint8.
         codec: one of :data:`CODECS`. ``av1`` gives an ``avif`` image instead where this
-            libavif lays its files out otherwise than :mod:`fomcodec.avif_container` knows.
+            libavif lays its files out otherwise than :mod:`fomcodec.codec.avif_container` knows.
         quality: 0..100, higher is better (ignored by lossless PNG).
         speed: AVIF/AV1 encoder speed, 0 (slowest, smallest) .. 10 (fastest).
         subsampling: chroma subsampling for AVIF, AV1 and JPEG, one of :data:`SUBSAMPLINGS`.

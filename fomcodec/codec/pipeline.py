@@ -30,26 +30,26 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from fomcodec import bitstream as bs
-from fomcodec.crop import CropBox
-from fomcodec.errors import FomcError, InputError, ModelMismatchError
-from fomcodec.fileio import check_output_path, write_bytes_atomic
-from fomcodec.frame_interpolation import (
+from fomcodec.codec import bitstream as bs
+from fomcodec.codec.frame_interpolation import (
     InterpolatorSpec,
     MiddleFrameSynthesizer,
     fill_frames,
     is_power_of_two,
 )
-from fomcodec.image_codec import DEFAULT_CODEC, DEFAULT_QUALITY, decode_image, encode_image
-from fomcodec.motion import apply_relative_motion, movement_scale, relative_motion
+from fomcodec.codec.image_codec import DEFAULT_CODEC, DEFAULT_QUALITY, decode_image, encode_image
+from fomcodec.codec.motion import apply_relative_motion, movement_scale, relative_motion
+from fomcodec.codec.presets import DEFAULT_PRESET
+from fomcodec.codec.presets import preset as get_preset
+from fomcodec.codec.quantization import QuantizationParams, dequantize_motion, quantize_motion
+from fomcodec.codec.refinement import refine_motion
+from fomcodec.errors import FomcError, InputError, ModelMismatchError
+from fomcodec.fileio import check_output_path, write_bytes_atomic
+from fomcodec.media.crop import CropBox
+from fomcodec.media.video_io import VideoOutput, iter_batches, probe_video, read_frames
 from fomcodec.nets.fomm import FOMM
 from fomcodec.nets.keypoint_detector import Keypoints
-from fomcodec.presets import DEFAULT_PRESET
-from fomcodec.presets import preset as get_preset
-from fomcodec.quantization import QuantizationParams, dequantize_motion, quantize_motion
-from fomcodec.refinement import refine_motion
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
-from fomcodec.video_io import VideoOutput, iter_batches, probe_video, read_frames
 from fomcodec.zoo import DEFAULT_MODEL, load_model
 
 ModelSpec = str | os.PathLike | FOMM
@@ -110,7 +110,7 @@ class CodingStats:
 
 
 class Encoder:
-    """Turns frames into a :class:`~fomcodec.bitstream.Bitstream`.
+    """Turns frames into a :class:`~fomcodec.codec.bitstream.Bitstream`.
 
     ::
 
@@ -257,7 +257,7 @@ def _interpolate_motion(motion: Keypoints, stride: int, frame_count: int) -> Key
 
 
 class Decoder:
-    """Regenerates frames from a :class:`~fomcodec.bitstream.Bitstream`.
+    """Regenerates frames from a :class:`~fomcodec.codec.bitstream.Bitstream`.
 
     ::
 

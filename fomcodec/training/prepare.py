@@ -1,6 +1,6 @@
 """``fomc prepare``: a folder of raw clips -> a training set of 256x256 face crops.
 
-For every clip: one stable crop box (:func:`fomcodec.face_crop.find_crop`), the cropped frames
+For every clip: one stable crop box (:func:`fomcodec.media.face_crop.find_crop`), the cropped frames
 as a high-quality H.264 MP4 (CRF 15) in ``OUT/clips/``, and a record in ``OUT/manifest.json``
 (source, box, fps, frames, person, split). ``OUT/split.json`` lists the prepared clips as
 ``{"train": [...], "validation": [...]}`` (what :func:`fomcodec.training.dataset.load_split`
@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from fomcodec.errors import FomcError, InputError
-from fomcodec.face_crop import find_crop
-from fomcodec.face_detection import FaceDetector, load_face_detector
 from fomcodec.fileio import write_bytes_atomic
-from fomcodec.video_io import VideoWriter, probe_video, read_frames
+from fomcodec.media.face_crop import find_crop
+from fomcodec.media.face_detection import FaceDetector, load_face_detector
+from fomcodec.media.video_io import VideoWriter, probe_video, read_frames
 
 MANIFEST_NAME = "manifest.json"
 SPLIT_NAME = "split.json"

@@ -41,9 +41,9 @@ from typing import Any
 import av
 import numpy as np
 
-from fomcodec.crop import CropBox, centre_square, crop_and_resize
 from fomcodec.errors import FomcError, InputError
 from fomcodec.fileio import atomic_output, check_output_path
+from fomcodec.media.crop import CropBox, centre_square, crop_and_resize
 
 DEFAULT_FPS = Fraction(25)
 LOSSY_ENCODERS = ("libx264", "libopenh264", "mpeg4")

@@ -3,7 +3,7 @@ was trained on.
 
 Frames are sampled across the clip (about ``sample_fps`` per second, at most
 ``max_samples``; every frame is decoded but only the sampled ones are converted), faces are
-detected in them (:mod:`fomcodec.face_detection`), and the main face is the one found in the
+detected in them (:mod:`fomcodec.media.face_detection`), and the main face is the one found in the
 most samples, weighted by size (a talking head is large and always there; a face on a poster
 or a passer-by is not). Its boxes are aggregated robustly, and one box is chosen for the
 whole clip, so the crop never jitters:
@@ -16,7 +16,7 @@ whole clip, so the crop never jitters:
   the hair fits above and the chin with some neck below;
 - clamped into the frame where the square fits; a box larger than the frame's short side is
   shrunk to it while the face still fits with :data:`TIGHT_MARGIN` (close-ups: a tighter
-  crop rather than padding), else it overhangs and :func:`~fomcodec.crop.crop_and_resize`
+  crop rather than padding), else it overhangs and :func:`~fomcodec.media.crop.crop_and_resize`
   repeats the edge pixels.
 
 The constants come from the shared FOMM-style 256x256 clips (DaGAN, DPE, TPSMM, LIA
@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fomcodec.crop import CropBox, parse_crop_box
 from fomcodec.errors import InputError
-from fomcodec.face_detection import FaceBox, FaceDetector, load_face_detector
-from fomcodec.video_io import VideoInfo, probe_video, read_whole_frames
+from fomcodec.media.crop import CropBox, parse_crop_box
+from fomcodec.media.face_detection import FaceBox, FaceDetector, load_face_detector
+from fomcodec.media.video_io import VideoInfo, probe_video, read_whole_frames
 
 SIDE_FACTOR = 1.8  # crop side / face box side (Haar units): VoxCeleb-like margin
 RAISE = 0.04  # crop centre above the face centre, as a fraction of the side
@@ -226,7 +226,7 @@ def find_crop(path: str | os.PathLike, detector: FaceDetector | None = None, *,
               margin: float = 1.0) -> CropChoice:
     """Choose one stable square crop box for the clip at ``path``.
 
-    ``detector`` None loads one (:func:`~fomcodec.face_detection.load_face_detector` with
+    ``detector`` None loads one (:func:`~fomcodec.media.face_detection.load_face_detector` with
     ``preference``). Where no face is found in the sampled frames, fewer of them are searched
     again for smaller faces at up to twice the resolution (wide shots). InputError when there
     is still none.

@@ -1,4 +1,4 @@
-"""``fomc``: the command-line interface, a thin layer over :mod:`fomcodec.codec`.
+"""``fomc``: the command-line interface, a thin layer over :mod:`fomcodec.codec.pipeline`.
 
 Exit codes: 0 success, 1 runtime or format error (one line on stderr), 2 usage error,
 130 interrupted.
@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from fomcodec import bitstream as bs
-from fomcodec.cli_common import (
+from fomcodec.cli.commands import batch_command, compare_command
+from fomcodec.cli.common import (
     config_option,
     device_option,
     fail_cleanly,
@@ -27,11 +27,11 @@ from fomcodec.cli_common import (
     video_output,
     video_output_options,
 )
-from fomcodec.commands import batch_command, compare_command
-from fomcodec.crop import CropBox, parse_crop_box
-from fomcodec.face_commands import crop_command, prepare_command
-from fomcodec.presets import DEFAULT_PRESET, PRESETS
-from fomcodec.quantization import QuantizationParams
+from fomcodec.cli.face_commands import crop_command, prepare_command
+from fomcodec.codec import bitstream as bs
+from fomcodec.codec.presets import DEFAULT_PRESET, PRESETS
+from fomcodec.codec.quantization import QuantizationParams
+from fomcodec.media.crop import CropBox, parse_crop_box
 
 
 def _default_output(src: str, suffix: str) -> Path:
@@ -52,7 +52,7 @@ def _crop_box(value: str | None, src: str, device: str) -> CropBox | None:
     """The --crop option as a box: ``auto`` runs the face crop on ``src``."""
     if not _is_auto(value):
         return _parse_crop(value)
-    from fomcodec.face_crop import resolve_crop
+    from fomcodec.media.face_crop import resolve_crop
 
     return resolve_crop("auto", src, device=device)
 
@@ -121,10 +121,10 @@ def encode(src: str, output: str | None, model: str | None, config: str | None, 
            adapt_scale: bool, preset: str, max_frames: int | None, batch_size: int,
            quiet: bool) -> None:
     """Encode video SRC to a .fomc bitstream."""
-    from fomcodec import image_codec as images
-    from fomcodec.codec import Encoder
+    from fomcodec.codec import image_codec as images
+    from fomcodec.codec.pipeline import Encoder
     from fomcodec.fileio import check_output_path
-    from fomcodec.video_io import probe_video
+    from fomcodec.media.video_io import probe_video
 
     if not _is_auto(crop):
         _parse_crop(crop)  # a malformed box is a usage error, before any file is touched
@@ -182,7 +182,7 @@ def decode(src: str, output: str | None, model: str | None, config: str | None, 
            inbetween: str | None, interpolator: str | None, lossless: bool, crf: int | None,
            video_codec: str | None, pix_fmt: str | None, quiet: bool) -> None:
     """Decode a .fomc bitstream SRC to a video file."""
-    from fomcodec.codec import Decoder
+    from fomcodec.codec.pipeline import Decoder
     from fomcodec.fileio import check_output_path
 
     dst = Path(output) if output else _default_output(src, ".mp4")
@@ -223,7 +223,7 @@ def preview(src: str, output: str | None, model: str | None, config: str | None,
             overwrite: bool, crop: str | None, max_frames: int, strip: str | None,
             strip_frames: int, motion_stride: int, quiet: bool) -> None:
     """Encode and decode the start of video SRC and show original | decoded side by side."""
-    from fomcodec.preview import make_preview
+    from fomcodec.eval.preview import make_preview
 
     dst = Path(output) if output else Path(Path(src).stem + ".preview.gif")
     box = _crop_box(crop, src, device)
@@ -253,9 +253,9 @@ def interpolate(src: str, output: str, interpolator: str | None, device: str, ov
                 max_frames: int | None, batch_size: int, lossless: bool, crf: int | None,
                 video_codec: str | None, pix_fmt: str | None, quiet: bool) -> None:
     """Double the frame rate of video SRC with the facial frame interpolator."""
+    from fomcodec.codec.frame_interpolation import interpolate_file
     from fomcodec.fileio import check_output_path
-    from fomcodec.frame_interpolation import interpolate_file
-    from fomcodec.video_io import probe_video
+    from fomcodec.media.video_io import probe_video
 
     written_as = video_output(lossless, crf, video_codec, pix_fmt)
     check_output_path(output, overwrite)

@@ -10,7 +10,7 @@
     rows --mean over clips per (codec, point)--> curves --Pareto front per metric-->
       BD-rate of fomc against each baseline (bjontegaard, Akima), RD plots, CSV, JSON, table
 
-Bytes are counted the same way for everyone (see :mod:`fomcodec.baselines`): ``bytes`` is the
+Bytes are counted the same way for everyone (see :mod:`fomcodec.eval.baselines`): ``bytes`` is the
 whole file a user would store or send (the whole ``.fomc`` with header and source image; the
 whole MP4), ``payload_bytes`` leaves the container out (fomc: header, image and motion
 payloads without chunk framing, magic and CRCs; baselines: packets plus out-of-band
@@ -42,15 +42,15 @@ from typing import Any
 
 import numpy as np
 
-from fomcodec import bitstream as bs
-from fomcodec.baselines import ENCODERS, BaselineConfig, available_codecs, encode_decode
+from fomcodec.codec import bitstream as bs
+from fomcodec.codec.image_codec import DEFAULT_CODEC, DEFAULT_QUALITY, decode_image, encode_image
+from fomcodec.codec.quantization import QuantizationParams
 from fomcodec.errors import FomcError, InputError
+from fomcodec.eval.baselines import ENCODERS, BaselineConfig, available_codecs, encode_decode
+from fomcodec.eval.landmarks import landmarks_available
+from fomcodec.eval.metrics import LOWER_IS_BETTER, METRICS, QualityMeter, vmaf_available
 from fomcodec.fileio import write_bytes_atomic
-from fomcodec.image_codec import DEFAULT_CODEC, DEFAULT_QUALITY, decode_image, encode_image
-from fomcodec.landmarks import landmarks_available
-from fomcodec.metrics import LOWER_IS_BETTER, METRICS, QualityMeter, vmaf_available
-from fomcodec.quantization import QuantizationParams
-from fomcodec.video_io import probe_video, read_frames
+from fomcodec.media.video_io import probe_video, read_frames
 
 FRAME_SIZE = 256
 MIN_OVERLAP = 0.5
@@ -290,7 +290,7 @@ def _measure(reference: np.ndarray, distorted: np.ndarray, fps: Fraction,
 
 def _fomc_run(frames: np.ndarray, fps: Fraction, point: FomcPoint, model: Any, device: str
               ) -> tuple[bytes, dict[str, int], np.ndarray, float, float]:
-    from fomcodec.codec import Decoder, Encoder
+    from fomcodec.codec.pipeline import Decoder, Encoder
 
     started = time.perf_counter()
     encoder = Encoder(model, device=device, image_quality=point.quality,

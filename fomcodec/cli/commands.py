@@ -1,8 +1,8 @@
 """``fomc compare`` and ``fomc batch``: click commands, a thin layer over
-:mod:`fomcodec.compare` and :mod:`fomcodec.batch`; registered on ``fomc`` by
-:mod:`fomcodec.cli` (``main.add_command``).
+:mod:`fomcodec.eval.compare` and :mod:`fomcodec.codec.batch`; registered on ``fomc`` by
+:mod:`fomcodec.cli.main` (``main.add_command``).
 
-Shared options and the clean-failure wrapper come from :mod:`fomcodec.cli_common`.
+Shared options and the clean-failure wrapper come from :mod:`fomcodec.cli.common`.
 
 Same habits as the other commands: progress and warnings on stderr, data (the comparison
 table, ``--json``) on stdout, one-line errors with exit status 1, 2 for usage errors, 130 when
@@ -19,8 +19,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from fomcodec import bitstream as bs
-from fomcodec.cli_common import (
+from fomcodec.cli.common import (
     config_option,
     device_option,
     fail_cleanly,
@@ -29,6 +28,7 @@ from fomcodec.cli_common import (
     model_option,
     quiet_option,
 )
+from fomcodec.codec import bitstream as bs
 
 
 def _int_list(value: str | None, option: str) -> tuple[int, ...] | None:
@@ -104,8 +104,8 @@ def compare_command(clips: tuple[str, ...], out_dir: str, overwrite: bool, model
                     quiet: bool) -> None:
     """Compare fomc with AV1 and H.264 on CLIPS: rate-distortion table, CSV, JSON, plots
     and BD-rates, on the same 256x256 centre-cropped frames."""
-    from fomcodec import compare
     from fomcodec.errors import FomcError
+    from fomcodec.eval import compare
     from fomcodec.fileio import OutputExistsError
 
     try:
@@ -218,7 +218,7 @@ def batch_command(in_dir: str, out_dir: str, mode: str | None, jobs: int, recurs
     """Convert every clip of IN_DIR into OUT_DIR: videos to .fomc streams, or .fomc streams
     to videos. Finished outputs are skipped, so an interrupted run resumes; a clip that fails
     is reported and the rest go on. Writes fomc-batch.json and fomc-batch.csv."""
-    from fomcodec import batch
+    from fomcodec.codec import batch
 
     crops: tuple[tuple[str, str], ...] = ()
     if crops_file:

@@ -39,10 +39,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from fomcodec import bitstream as bs
-from fomcodec.crop import CropBox, parse_crop_box
+from fomcodec.codec import bitstream as bs
 from fomcodec.errors import FomcError, InputError
 from fomcodec.fileio import write_bytes_atomic
+from fomcodec.media.crop import CropBox, parse_crop_box
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg",
                             ".ts", ".mts", ".flv", ".wmv", ".y4m", ".3gp"})
@@ -59,7 +59,7 @@ class BatchOptions:
 
     Encoding: the ``Encoder`` knobs, ``max_frames``, and the crop: ``crops`` maps a clip's
     name (relative to IN_DIR) to ``"x,y,size"``; clips not in it get ``crop``: None or
-    ``centre`` (the centre square), ``auto`` (the face crop of :mod:`fomcodec.face_crop`,
+    ``centre`` (the centre square), ``auto`` (the face crop of :mod:`fomcodec.media.face_crop`,
     detector ``face_detector``) or ``x,y,size``. ``metrics`` adds PSNR/SSIM/MS-SSIM (and
     ``vmaf``) of the decoded stream against the encoder's input frames.
     Decoding: ``suffix`` of the videos written, ``bf16``. ``model`` None: the default model
@@ -243,9 +243,9 @@ class _Worker:
 
     def encoder(self) -> Any:
         if self._encoder is None:
-            from fomcodec import image_codec
-            from fomcodec.codec import Encoder
-            from fomcodec.quantization import QuantizationParams
+            from fomcodec.codec import image_codec
+            from fomcodec.codec.pipeline import Encoder
+            from fomcodec.codec.quantization import QuantizationParams
 
             o = self.options
             default = bs.DEFAULT_QUANTIZATION[bs.DEFAULT_MOTION_CODING]
@@ -262,7 +262,7 @@ class _Worker:
     def decoder(self, header: Any = None) -> Any:
         """The decoder for a stream with ``header``: one per model when the streams' own
         models are used, else the one given (or the encoder's)."""
-        from fomcodec.codec import Decoder
+        from fomcodec.codec.pipeline import Decoder
 
         o = self.options
         given = o.model is not None or o.config is not None or self._encoder is not None
@@ -283,8 +283,8 @@ class _Worker:
         if text != "auto":
             return parse_crop_box(o.crop or "")
         try:
-            from fomcodec import face_crop
-            from fomcodec.face_detection import load_face_detector
+            from fomcodec.media import face_crop
+            from fomcodec.media.face_detection import load_face_detector
         except ImportError as exc:
             raise FomcError(f"the automatic face crop is not available: {exc}") from None
         if self._detector is None:
@@ -315,7 +315,7 @@ class _Worker:
         return result
 
     def _encode(self, job: BatchJob, overwrite: bool, report: Report | None) -> ClipResult:
-        from fomcodec.video_io import probe_video
+        from fomcodec.media.video_io import probe_video
 
         encoder = self.encoder()
         box = self.crop_for(job)
@@ -338,9 +338,9 @@ class _Worker:
 
     def _quality(self, job: BatchJob, box: CropBox | None,
                  progress: Callable[[int], None] | None) -> dict[str, float]:
-        from fomcodec import bitstream as bs
-        from fomcodec.metrics import QualityMeter
-        from fomcodec.video_io import iter_batches, read_frames
+        from fomcodec.codec import bitstream as bs
+        from fomcodec.eval.metrics import QualityMeter
+        from fomcodec.media.video_io import iter_batches, read_frames
 
         _, stream = bs.read(job.output)
         decoder = self.decoder(stream.header)
@@ -354,7 +354,7 @@ class _Worker:
             return {name: round(value, 5) for name, value in meter.result().items()}
 
     def _decode(self, job: BatchJob, overwrite: bool, report: Report | None) -> ClipResult:
-        from fomcodec import bitstream as bs
+        from fomcodec.codec import bitstream as bs
 
         header = bs.load(job.source).header
         if report:
@@ -370,8 +370,8 @@ class _Worker:
 
 def existing_output(job: BatchJob, options: BatchOptions) -> ClipResult | None:
     """A "skipped" result when ``job``'s output exists and is valid, else None."""
-    from fomcodec import bitstream as bs
-    from fomcodec.video_io import probe_video
+    from fomcodec.codec import bitstream as bs
+    from fomcodec.media.video_io import probe_video
 
     if not job.output.is_file():
         return None
