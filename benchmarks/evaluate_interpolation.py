@@ -50,10 +50,9 @@ from fomcodec.codec.frame_interpolation import MiddleFrameSynthesizer
 from fomcodec.codec.pipeline import Decoder, Encoder
 from fomcodec.eval import metrics
 from fomcodec.media.video_io import probe_video, read_frames
-from fomcodec.nets.interpolator import load_interpolator
 from fomcodec.nets.keypoint_detector import Keypoints
 from fomcodec.runtime import autocast, bf16_supported
-from fomcodec.zoo import DEFAULT_MODEL, load_model
+from fomcodec.zoo import DEFAULT_MODEL, load_interpolator, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 NETWORKS = "ffi-fast,ffi-fast-proposed-s,ffi-fast-proposed-as"

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from fomcodec.nets.interpolator import FacialFrameInterpolator, get_interpolator_config
+from fomcodec.nets.interpolator import FacialFrameInterpolator
 from fomcodec.nets.keypoint_detector import Keypoints
 from fomcodec.nets.warping import wamv
 from fomcodec.runtime import autocast, bf16_supported
-from fomcodec.zoo import DEFAULT_MODEL, build_model, get_config
+from fomcodec.zoo import DEFAULT_MODEL, build_model, get_config, get_interpolator_config
 
 SIZE = 256
 

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from fomcodec.codec.image_codec import AVIF_SPEED, DEFAULT_SUBSAMPLING, decode_image, encode_image
+from fomcodec.eval.metrics import psnr_rgb
 
 DEFAULT_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
 SIZE = 256
@@ -93,9 +94,8 @@ def first_frame_256(path: Path) -> np.ndarray:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """RGB PSNR in dB over all pixels and channels (inf for identical images)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+    """RGB PSNR in dB of two (H, W, 3) images (:func:`fomcodec.eval.metrics.psnr_rgb`)."""
+    return float(psnr_rgb(a[None], b[None])[0])
 
 
 def measure(setting: Setting, frames: list[np.ndarray]) -> dict:

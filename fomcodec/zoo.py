@@ -23,6 +23,11 @@ from fomcodec.errors import ModelError
 from fomcodec.fileio import atomic_output
 from fomcodec.nets.config import ModelConfig
 from fomcodec.nets.fomm import FOMM
+from fomcodec.nets.interpolator import (
+    INTERPOLATOR_FOLDER,
+    FacialFrameInterpolator,
+    InterpolatorConfig,
+)
 
 DEFAULT_MODEL = "fomc-small"
 WEIGHTS_HASH_BYTES = 8
@@ -233,3 +238,69 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL,
     model.weights_hash = weights_hash(model)
     model.weights_path = weights if pretrained else None
     return model.to(device)
+
+
+# ------------------------------------------------------------ frame interpolators (same registry)
+
+
+def interpolator_dirs() -> list[Path]:
+    """Folders searched for named interpolators: ``interpolators/`` inside each model folder."""
+    return [d / INTERPOLATOR_FOLDER for d in model_dirs() if (d / INTERPOLATOR_FOLDER).is_dir()]
+
+
+def get_interpolator_config(name_or_path: str | os.PathLike) -> InterpolatorConfig:
+    """Config of a named interpolator (``models/interpolators/NAME.yaml``) or a YAML path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ModelError(f"interpolator config {path} not found")
+        return InterpolatorConfig.from_yaml(path)
+    for folder in interpolator_dirs():
+        candidate = folder / f"{name_or_path}.yaml"
+        if candidate.is_file():
+            return InterpolatorConfig.from_yaml(candidate)
+    known = sorted({p.stem for d in interpolator_dirs() for p in d.glob("*.yaml")})
+    raise ModelError(f"unknown interpolator '{name_or_path}' (known: {', '.join(known) or 'none'})")
+
+
+def build_interpolator(config: InterpolatorConfig | str | os.PathLike) -> FacialFrameInterpolator:
+    """A network with fresh weights, in eval mode."""
+    if not isinstance(config, InterpolatorConfig):
+        config = get_interpolator_config(config)
+    return FacialFrameInterpolator(config).eval()
+
+
+def save_interpolator(model: FacialFrameInterpolator, path: str | os.PathLike,
+                      half: bool = True, extra_metadata: dict[str, str] | None = None) -> Path:
+    """Safetensors weights (fp16 if ``half``) with the config in the metadata."""
+    metadata = {"format": "fomcodec-interpolator"}
+    metadata.update(extra_metadata or {})
+    return save_weights(model, path, half=half, extra_metadata=metadata)
+
+
+def load_interpolator(name_or_path: str | os.PathLike, device: str | torch.device = "cpu"
+                      ) -> FacialFrameInterpolator:
+    """Load weights (``.safetensors`` path, or a name with ``NAME.safetensors`` beside its
+    YAML); the config comes from the file's metadata, else from the YAML beside it."""
+    path = Path(name_or_path)
+    if path.suffix != ".safetensors":
+        for folder in interpolator_dirs():
+            if (folder / f"{name_or_path}.safetensors").is_file():
+                path = folder / f"{name_or_path}.safetensors"
+                break
+        else:
+            raise ModelError(f"no trained weights for interpolator '{name_or_path}'")
+    if not path.is_file():
+        raise ModelError(f"weights file {path} not found")
+    meta = read_safetensors_metadata(path)
+    if "config" in meta:
+        config = InterpolatorConfig.from_dict(yaml.safe_load(meta["config"]),
+                                              name=meta.get("name") or path.stem)
+    elif path.with_suffix(".yaml").is_file():
+        config = InterpolatorConfig.from_yaml(path.with_suffix(".yaml"))
+    else:
+        raise ModelError(f"{path} holds no config and has no YAML beside it")
+    model = FacialFrameInterpolator(config)
+    load_weights_into(model, _read_weights(path), str(path))
+    model.weights_path = path
+    return model.eval().to(device)

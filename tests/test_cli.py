@@ -207,11 +207,8 @@ def test_interpolate_lossless_keeps_the_input_frames(workdir: Path, tmp_path: Pa
     import numpy as np
     from conftest import synthetic_talking_head
 
-    from fomcodec.nets.interpolator import (
-        FacialFrameInterpolator,
-        get_interpolator_config,
-        save_interpolator,
-    )
+    from fomcodec.nets.interpolator import FacialFrameInterpolator
+    from fomcodec.zoo import get_interpolator_config, save_interpolator
 
     clip = synthetic_talking_head(tmp_path / "in.mp4", frames=4, size=(64, 48))
     torch.manual_seed(0)

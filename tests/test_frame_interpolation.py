@@ -23,12 +23,9 @@ from fomcodec.codec.frame_interpolation import (
 from fomcodec.codec.pipeline import Decoder, Encoder
 from fomcodec.errors import ModelError
 from fomcodec.media.video_io import probe_video, read_frames
-from fomcodec.nets.interpolator import (
-    FacialFrameInterpolator,
-    get_interpolator_config,
-    save_interpolator,
-)
+from fomcodec.nets.interpolator import FacialFrameInterpolator
 from fomcodec.training.interpolation import load_overlapping
+from fomcodec.zoo import get_interpolator_config, save_interpolator
 
 
 def average(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:

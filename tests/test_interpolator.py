@@ -14,8 +14,6 @@ from fomcodec.nets.interpolator import (
     InterpolatorConfig,
     PointwiseToNCHW,
     _up2,
-    get_interpolator_config,
-    load_interpolator,
 )
 from fomcodec.nets.warping import local_filter, tap_offsets, wamv, wsmv, wsmv_prewarp
 from fomcodec.training.interpolation import (
@@ -26,6 +24,7 @@ from fomcodec.training.interpolation import (
     smoothness,
     validation_triplets,
 )
+from fomcodec.zoo import get_interpolator_config, load_interpolator
 
 CONFIG_DIR = REPO_ROOT / "models" / "interpolators"
 

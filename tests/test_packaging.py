@@ -38,7 +38,7 @@ def test_wheel_carries_the_shipped_models(unpacked_wheel: Path) -> None:
 def test_installed_package_finds_its_models_from_any_folder(unpacked_wheel: Path,
                                                               tmp_path: Path) -> None:
     script = ("import fomcodec, fomcodec.zoo as zoo\n"
-              "from fomcodec.nets.interpolator import get_interpolator_config\n"
+              "from fomcodec.zoo import get_interpolator_config\n"
               "model = fomcodec.load_model()\n"
               "print(fomcodec.__file__, zoo.shipped_models_dir(), model.model_name,\n"
               "      zoo.DEFAULT_MODEL, get_interpolator_config('ffi-fast').name)\n")

@@ -188,12 +188,13 @@ def decode(src: str, output: str | None, model: str | None, config: str | None, 
     dst = Path(output) if output else _default_output(src, ".mp4")
     written_as = video_output(lossless, crf, video_codec, pix_fmt)
     check_output_path(dst, overwrite)
-    header = bs.load(src).header  # fail on a bad stream before loading any model
+    stream = bs.load(src)  # read once; fail on a bad stream before loading any model
+    header = stream.header
     decoder = Decoder(load_model_option(model, config, device), device=device,
                       batch_size=batch_size, bf16=bf16, fill=fill, inbetween=inbetween,
                       interpolator=interpolator)
     with progress_bar(decoder.output_frame_count(header), "frame", not quiet) as progress:
-        stats = decoder.decode_file(src, dst, overwrite=overwrite, progress=progress,
+        stats = decoder.decode_file(stream, dst, overwrite=overwrite, progress=progress,
                                     output=written_as)
     if not quiet:
         click.echo(f"{stats.summary()} -> {dst}", err=True)

@@ -43,7 +43,7 @@ MOTION_CODINGS = ("range", "lzma2")
 DEFAULT_MOTION_CODING = "range"
 #: Quantisation each motion coding uses unless told otherwise: ``lzma2`` keeps the seed's
 #: layout (keypoints x10,000, Jacobians x1,000); ``range`` steps measured in docs/bitstream.md.
-DEFAULT_QUANTIZATION = {"lzma2": QuantizationParams(10_000, 1_000),
+DEFAULT_QUANTIZATION = {"lzma2": QuantizationParams(),
                         "range": QuantizationParams(250, 10)}
 # What the encoder sends by default: motion for every other frame. Measured on the held-out
 # clips (docs/interpolation.md): the same quality as every frame, 41% less motion.
@@ -196,6 +196,8 @@ class Bitstream:
     source_images: list[EncodedImage]
     motion: QuantizedMotion
     motion_coding: str = "lzma2"
+    #: Bytes per part (:func:`section_sizes`) of the stream this one was read from, if any.
+    sizes: dict[str, int] | None = field(default=None, compare=False, repr=False)
 
     @property
     def version(self) -> int:
@@ -500,7 +502,7 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
         motion = decode_motion(motion_payload, header)
         coding = "lzma2"
     return Bitstream(header=header, source_images=images, motion=motion,
-                     motion_coding=coding), sizes
+                     motion_coding=coding, sizes=sizes), sizes
 
 
 def _parse_safely(data: bytes) -> tuple[Bitstream, dict[str, int]]:

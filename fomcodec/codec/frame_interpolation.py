@@ -11,14 +11,15 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-import numpy as np
 import torch
 
 from fomcodec.errors import InputError
 from fomcodec.fileio import check_output_path
 from fomcodec.media.video_io import VideoOutput, iter_batches, probe_video, read_whole_frames
-from fomcodec.nets.interpolator import FacialFrameInterpolator, load_interpolator
+from fomcodec.nets.interpolator import FacialFrameInterpolator
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
+from fomcodec.tensors import frames_to_images, images_to_frames
+from fomcodec.zoo import load_interpolator
 
 DEFAULT_INTERPOLATOR = "ffi-fast"
 
@@ -135,15 +136,14 @@ def interpolate_file(src: str | os.PathLike, dst: str | os.PathLike,
         for batch in iter_batches(frames, batch_size):
             if progress:
                 progress(len(batch))
-            yield torch.from_numpy(batch).to(resolved).permute(0, 3, 1, 2).float() / 255
+            yield frames_to_images(batch, resolved)
 
     written = 0
     writer = (output or VideoOutput()).writer(dst, info.fps * 2, (info.width, info.height),
                                               overwrite)
     with writer:
         for batch in double_frame_rate(tensors(), synthesize):
-            out = (batch.clamp(0, 1) * 255).round().to(torch.uint8)
-            writer.write(np.ascontiguousarray(out.permute(0, 2, 3, 1).cpu().numpy()))
+            writer.write(images_to_frames(batch))
             written += len(batch)
         if written == 0:
             raise InputError(f"{src}: the video has no frames")

@@ -50,6 +50,7 @@ from fomcodec.media.video_io import VideoOutput, iter_batches, probe_video, read
 from fomcodec.nets.fomm import FOMM
 from fomcodec.nets.keypoint_detector import Keypoints
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
+from fomcodec.tensors import frames_to_images, images_to_frames
 from fomcodec.zoo import DEFAULT_MODEL, load_model
 
 ModelSpec = str | os.PathLike | FOMM
@@ -57,18 +58,6 @@ ProgressCallback = Callable[[int], None]
 
 INBETWEEN_METHODS = ("interpolator", "keypoints")
 DEFAULT_INBETWEEN = "keypoints"
-
-
-def _to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(B, H, W, 3) uint8 -> (B, 3, H, W) float in [0, 1]."""
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
-    return tensor.permute(0, 3, 1, 2).float() / 255
-
-
-def _to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) float in [0, 1] -> (B, H, W, 3) uint8."""
-    scaled = (frames.float().clamp(0, 1) * 255).round().to(torch.uint8)
-    return scaled.permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _resolve_model(model: ModelSpec | None, device: torch.device) -> FOMM:
@@ -164,11 +153,11 @@ class Encoder:
             if batch.shape[1:] != (size, size, 3):
                 raise InputError(f"frames must be {size}x{size} RGB, got {batch.shape[1:]}")
             first_index = -frame_count % self.motion_stride
-            kept = _to_tensor(batch[first_index::self.motion_stride], self.device)
+            kept = frames_to_images(batch[first_index::self.motion_stride], self.device)
             kp = self._keypoints(kept) if len(kept) else None
             if source is None:
                 source = encode_image(batch[0], self.image_codec, self.image_quality)
-                decoded = _to_tensor(decode_image(source)[None], self.device)
+                decoded = frames_to_images(decode_image(source)[None], self.device)
                 kp_source = self._keypoints(decoded)
                 kp_initial = kp[0]
                 if self.relative and self.adapt_scale:
@@ -342,7 +331,7 @@ class Decoder:
         if source_rgb.shape[:2] != (size, size):
             raise FomcError(f"source image is {source_rgb.shape[1]}x{source_rgb.shape[0]}, "
                             f"model '{model.model_name}' works at {size}x{size}")
-        source = _to_tensor(source_rgb[None], self.device)
+        source = frames_to_images(source_rgb[None], self.device)
         kp_source = model.kp_detector(source)
         values, jacobians = dequantize_motion(stream.motion, header.quantization)
         motion = Keypoints(torch.from_numpy(values),
@@ -357,7 +346,7 @@ class Decoder:
                                     synthesize)
         for frames in generated:
             for start in range(0, len(frames), self.batch_size):
-                batch = _to_uint8(frames[start:start + self.batch_size])
+                batch = images_to_frames(frames[start:start + self.batch_size])
                 if progress:
                     progress(len(batch))
                 yield batch
@@ -382,15 +371,16 @@ class Decoder:
                 out = generator.decode(source_in, features, kp_driving, kp_source, small)
             yield out["prediction"].float().clamp(0, 1)
 
-    def decode_file(self, src: str | os.PathLike, dst: str | os.PathLike,
+    def decode_file(self, src: str | os.PathLike | bs.Bitstream, dst: str | os.PathLike,
                     overwrite: bool = False,
                     progress: ProgressCallback | None = None,
                     output: VideoOutput | None = None) -> CodingStats:
-        """Decode a ``.fomc`` file to a video file (written atomically, as ``output`` says:
-        default yuv420p H.264 at CRF 18)."""
+        """Decode a ``.fomc`` file (or a stream already read from one) to a video file
+        (written atomically, as ``output`` says: default yuv420p H.264 at CRF 18)."""
         started = time.perf_counter()
         check_output_path(dst, overwrite)
-        data, stream = bs.read(src)
+        stream = src if isinstance(src, bs.Bitstream) else bs.load(src)
+        sizes = stream.sizes or bs.section_sizes(bs.pack(stream))
         header = stream.header
         self.model_for(header)
         if self.inbetween_method(header) == "interpolator":
@@ -401,8 +391,8 @@ class Decoder:
         with writer:
             for frames in self.decode_stream(stream, progress):
                 writer.write(frames)
-        return CodingStats("decoded", self.output_frame_count(header), fps, len(data),
-                           bs.section_sizes(data), time.perf_counter() - started, header.clipped)
+        return CodingStats("decoded", self.output_frame_count(header), fps, sum(sizes.values()),
+                           sizes, time.perf_counter() - started, header.clipped)
 
 
 def encode(src: str | os.PathLike, dst: str | os.PathLike, model: ModelSpec | None = None,

@@ -132,7 +132,7 @@ class FomcPoint:
 DEFAULT_FOMC_POINTS: tuple[FomcPoint, ...] = (
     FomcPoint(quality=10, motion_stride=4, value_scale=125, jacobian_scale=10),
     FomcPoint(quality=15), FomcPoint(quality=30), FomcPoint(quality=45), FomcPoint(quality=60),
-    FomcPoint(quality=30, value_scale=10_000, jacobian_scale=1_000, coding="lzma2"))
+    FomcPoint.parse("q=30,coding=lzma2"))
 DEFAULT_CRFS: dict[str, tuple[int, ...]] = {"av1": (63, 55, 47, 39), "h264": (51, 45, 39, 33)}
 #: (coded size, frame-rate divisor) rungs every baseline CRF is run at.
 DEFAULT_LADDER: tuple[tuple[int, int], ...] = ((256, 1), (128, 2), (64, 4))

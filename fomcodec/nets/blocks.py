@@ -114,7 +114,7 @@ def _width(block_expansion: int, max_features: int, level: int) -> int:
     return min(max_features, block_expansion * (2**level))
 
 
-class Encoder(nn.Module):
+class HourglassEncoder(nn.Module):
     """Hourglass encoder; returns the input and every level's features."""
 
     def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3,
@@ -135,7 +135,7 @@ class Encoder(nn.Module):
         return outs
 
 
-class Decoder(nn.Module):
+class HourglassDecoder(nn.Module):
     """Hourglass decoder with skip connections; output has ``out_filters`` channels."""
 
     def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3,
@@ -163,8 +163,8 @@ class Hourglass(nn.Module):
     def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3,
                  max_features: int = 256) -> None:
         super().__init__()
-        self.encoder = Encoder(block_expansion, in_features, num_blocks, max_features)
-        self.decoder = Decoder(block_expansion, in_features, num_blocks, max_features)
+        self.encoder = HourglassEncoder(block_expansion, in_features, num_blocks, max_features)
+        self.decoder = HourglassDecoder(block_expansion, in_features, num_blocks, max_features)
         self.out_filters = self.decoder.out_filters
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

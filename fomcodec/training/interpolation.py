@@ -29,15 +29,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from fomcodec.nets.interpolator import (
-    VARIANTS,
-    FacialFrameInterpolator,
-    InterpolatorConfig,
-    save_interpolator,
-)
+from fomcodec.nets.interpolator import VARIANTS, FacialFrameInterpolator, InterpolatorConfig
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
+from fomcodec.tensors import image_psnr
 from fomcodec.training import checkpoint
 from fomcodec.training.dataset import build_frame_cache, load_split
+from fomcodec.zoo import save_interpolator
 
 STAGES = ("asymmetric", "symmetric", "finetune")
 STAGE_MODES = {"asymmetric": "asymmetric", "symmetric": "symmetric", "finetune": "full"}
@@ -192,13 +189,6 @@ def smoothness(fields: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack(terms).mean()
 
 
-def psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR (dB) of (B, C, H, W) images in [0, 1] (capped at 99)."""
-    mse = ((prediction.float() - target.float()) ** 2).flatten(1).mean(1)
-    return torch.where(mse > 0, -10 * torch.log10(mse.clamp_min(1e-12)),
-                       torch.full_like(mse, 99.0))
-
-
 def _to_tensor(batch: list[np.ndarray], device: torch.device) -> torch.Tensor:
     data = torch.from_numpy(np.stack(batch)).to(device)
     return data.permute(1, 0, 4, 2, 3).float().div_(255)
@@ -215,8 +205,8 @@ def evaluate(model: FacialFrameInterpolator, triplets: list[np.ndarray], mode: s
         frame0, middle, frame1 = _to_tensor(triplets[start:start + batch], device)
         with autocast(device, amp):
             prediction = model(frame0, frame1, mode=mode)["frame"].float().clamp(0, 1)
-        ours.append(psnr(prediction, middle).cpu())
-        average.append(psnr((frame0 + frame1) / 2, middle).cpu())
+        ours.append(image_psnr(prediction, middle).cpu())
+        average.append(image_psnr((frame0 + frame1) / 2, middle).cpu())
     model.train(was_training)
     if not ours:
         return {"psnr": float("nan"), "psnr_average_baseline": float("nan"), "triplets": 0}
@@ -481,7 +471,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from fomcodec.nets.interpolator import get_interpolator_config
+    from fomcodec.zoo import get_interpolator_config
 
     model_config = get_interpolator_config(args.config)
     if args.variant:

@@ -28,6 +28,7 @@ from fomcodec.nets.discriminator import (
 )
 from fomcodec.nets.fomm import FOMM
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
+from fomcodec.tensors import frames_to_images, image_psnr
 from fomcodec.training import checkpoint
 from fomcodec.training.dataset import FramePairSampler, build_frame_cache, load_split
 from fomcodec.training.flow_teacher import dis_flow_grid, flow_loss
@@ -73,11 +74,6 @@ class TrainConfig:
     device: str = "auto"               # auto: CUDA when present, else the CPU
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = torch.mean((a.float() - b.float()) ** 2).item()
-    return 99.0 if mse == 0 else 10 * math.log10(1.0 / mse)
-
-
 @torch.no_grad()
 def validate(model: FOMM, clips: list[np.ndarray], frames_per_clip: int,
              bf16: bool, device: torch.device | None = None) -> dict[str, float]:
@@ -89,7 +85,7 @@ def validate(model: FOMM, clips: list[np.ndarray], frames_per_clip: int,
     ours, warped, baseline = [], [], []
     for frames in clips:
         index = np.linspace(0, len(frames) - 1, min(frames_per_clip + 1, len(frames))).astype(int)
-        video = torch.from_numpy(frames[index]).to(device).permute(0, 3, 1, 2).float() / 255
+        video = frames_to_images(frames[index], device)
         source = video[:1]
         kp_source = model.kp_detector(source)
         kp_driving = model.kp_detector(video)
@@ -97,11 +93,9 @@ def validate(model: FOMM, clips: list[np.ndarray], frames_per_clip: int,
         with autocast(device, bf16):
             gen = model.generator.decode(source, model.generator.encode_source(source), kp,
                                          kp_source, with_deformed=True)
-        targets = list(zip(gen["prediction"][1:], video[1:], strict=True))
-        ours.append(np.mean([_psnr(p, t) for p, t in targets]))
-        warped.append(np.mean([_psnr(p, t) for p, t in zip(gen["deformed"][1:], video[1:],
-                                                            strict=True)]))
-        baseline.append(np.mean([_psnr(source[0], t) for _, t in targets]))
+        ours.append(image_psnr(gen["prediction"][1:], video[1:]).mean().item())
+        warped.append(image_psnr(gen["deformed"][1:], video[1:]).mean().item())
+        baseline.append(image_psnr(source.expand_as(video[1:]), video[1:]).mean().item())
     model.train()
     return {"psnr": float(np.mean(ours)), "psnr_warp": float(np.mean(warped)),
             "psnr_repeat_source": float(np.mean(baseline))}
