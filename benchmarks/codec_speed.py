@@ -49,11 +49,12 @@ def decode_fps(model, device: torch.device, batch: int, repeats: int, bf16: bool
     generator = model.generator
     if device.type == "cpu":
         generator.to(memory_format=torch.channels_last)
-    source = torch.rand(1, 3, 256, 256, device=device).contiguous(
-        memory_format=torch.channels_last)
+    source = torch.rand(1, 3, 256, 256, device=device).contiguous(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(0)
-    kp = Keypoints((torch.rand(batch, 10, 2, generator=gen) * 1.4 - 0.7).to(device),
-                   (torch.eye(2) + 0.1 * torch.randn(batch, 10, 2, 2, generator=gen)).to(device))
+    kp = Keypoints(
+        (torch.rand(batch, 10, 2, generator=gen) * 1.4 - 0.7).to(device),
+        (torch.eye(2) + 0.1 * torch.randn(batch, 10, 2, 2, generator=gen)).to(device),
+    )
     with autocast(device, bf16):
         features = generator.encode_source(source)
         small = generator.dense_motion_network.downsample(source)
@@ -74,13 +75,19 @@ def motion_rate(clip: Path, frames: int) -> dict[str, float | str]:
     except Exception as exc:  # no shipped weights: say so instead of measuring noise
         return {"error": str(exc)}
     stream = Encoder(model, device="cpu").encode_frames(
-        read_frames(clip, max_frames=frames), probe_video(clip).fps)
+        read_frames(clip, max_frames=frames), probe_video(clip).fps
+    )
     sizes = bs.section_sizes(bs.pack(stream))
     count = stream.header.frame_count
-    return {"clip": clip.name, "frames": count, "motion_bytes": sizes["motion"],
-            "motion_kbps_at_25fps": sizes["motion"] * 8 / 1000 / (count / 25),
-            "image_bytes": sizes["image"], "total_bytes": sum(sizes.values()),
-            "total_kbps_at_25fps": sum(sizes.values()) * 8 / 1000 / (count / 25)}
+    return {
+        "clip": clip.name,
+        "frames": count,
+        "motion_bytes": sizes["motion"],
+        "motion_kbps_at_25fps": sizes["motion"] * 8 / 1000 / (count / 25),
+        "image_bytes": sizes["image"],
+        "total_bytes": sum(sizes.values()),
+        "total_kbps_at_25fps": sum(sizes.values()) * 8 / 1000 / (count / 25),
+    }
 
 
 def main() -> None:
@@ -100,11 +107,15 @@ def main() -> None:
     for name in ("vox-256", DEFAULT_MODEL):
         model = build_model(get_config(name)).to(device)
         params = sum(p.numel() for p in model.generator.parameters()) / 1e6
-        row = {"model": name, "generator_mparams": params,
-               "encode_fps": encode_fps(model, device, args.batch * 2, args.repeats),
-               "decode_fps_fp32": decode_fps(model, device, args.batch, args.repeats, False)}
-        row["decode_fps_bf16"] = (decode_fps(model, device, args.batch, args.repeats, True)
-                                  if bf16 else float("nan"))
+        row = {
+            "model": name,
+            "generator_mparams": params,
+            "encode_fps": encode_fps(model, device, args.batch * 2, args.repeats),
+            "decode_fps_fp32": decode_fps(model, device, args.batch, args.repeats, False),
+        }
+        row["decode_fps_bf16"] = (
+            decode_fps(model, device, args.batch, args.repeats, True) if bf16 else float("nan")
+        )
         rows.append(row)
     base = rows[0]
     lines = [
@@ -119,9 +130,13 @@ def main() -> None:
         lines.append(
             f"| {row['model']} | {row['generator_mparams']:.1f} | {row['encode_fps']:.1f} "
             f"| {row['decode_fps_fp32']:.1f} | {row['decode_fps_bf16']:.1f} "
-            f"| x{row['decode_fps_bf16'] / base['decode_fps_fp32']:.1f} |")
-    rate = motion_rate(args.clip, args.clip_frames) if args.clip.is_file() else {
-        "error": f"{args.clip} not found"}
+            f"| x{row['decode_fps_bf16'] / base['decode_fps_fp32']:.1f} |"
+        )
+    rate = (
+        motion_rate(args.clip, args.clip_frames)
+        if args.clip.is_file()
+        else {"error": f"{args.clip} not found"}
+    )
     lines.append("")
     if "error" in rate:
         lines.append(f"motion stream: not measured ({rate['error']})")
@@ -130,7 +145,8 @@ def main() -> None:
             f"motion stream ({rate['clip']}, {rate['frames']} frames, model {DEFAULT_MODEL}): "
             f"{rate['motion_bytes']} B = {rate['motion_kbps_at_25fps']:.2f} kbit/s at 25 fps; "
             f"whole file {rate['total_bytes']} B = {rate['total_kbps_at_25fps']:.2f} kbit/s "
-            f"(source image {rate['image_bytes']} B)")
+            f"(source image {rate['image_bytes']} B)"
+        )
     text = "\n".join(lines)
     print(text)
     if args.markdown:

@@ -40,27 +40,32 @@ def mean_metrics(reference: np.ndarray, candidate: np.ndarray, akd: bool) -> dic
     """Mean PSNR (RGB, dB), SSIM, MS-SSIM (and AKD in pixels) of two (N, H, W, 3) stacks."""
     with QualityMeter(akd=akd) as meter:
         for start in range(0, len(reference), 32):
-            meter.update(reference[start:start + 32], candidate[start:start + 32])
+            meter.update(reference[start : start + 32], candidate[start : start + 32])
         result = meter.result()
     return {short: result[name] for name, short in KEYS.items() if name in result}
 
 
-def evaluate_clip(models: dict, clip: Path, frames: int, preset: str = "fast",
-                  akd: bool = False) -> dict:
+def evaluate_clip(
+    models: dict, clip: Path, frames: int, preset: str = "fast", akd: bool = False
+) -> dict:
     """Scores of each model (label -> FOMM) and of repeating the first frame on one clip."""
     original = np.stack(list(read_frames(clip, max_frames=frames or None)))
     fps = probe_video(clip).fps or Fraction(25)
     target = original[1:]
-    out = {"clip": clip.name, "frames": len(target),
-           "repeat_first_frame": mean_metrics(target, np.repeat(original[:1], len(target), 0),
-                                              akd)}
+    out = {
+        "clip": clip.name,
+        "frames": len(target),
+        "repeat_first_frame": mean_metrics(target, np.repeat(original[:1], len(target), 0), akd),
+    }
     for label, model in models.items():
         stream = Encoder(model, device="cpu", preset=preset).encode_frames(iter(original), fps)
         started = time.perf_counter()
         decoded = np.concatenate(list(Decoder(model, device="cpu").decode_stream(stream)))
         seconds = time.perf_counter() - started
-        out[label] = {**mean_metrics(target, decoded[1:], akd),
-                                 "decode_ms_per_frame": 1000 * seconds / len(decoded)}
+        out[label] = {
+            **mean_metrics(target, decoded[1:], akd),
+            "decode_ms_per_frame": 1000 * seconds / len(decoded),
+        }
     return out
 
 
@@ -71,44 +76,64 @@ def _mean(results: list[dict], key: str, metric: str) -> float:
 def report(results: list[dict], names: list[str], frames: int, preset: str) -> str:
     span = f"first {frames} frames" if frames else "all frames"
     akd = "akd" in results[0]["repeat_first_frame"]
-    lines = [f"{span} of {len(results)} held-out clips "
-             f"({sum(r['frames'] for r in results)} frames scored), 256x256, preset {preset}; "
-             "gains are over repeating the first frame", ""]
+    lines = [
+        f"{span} of {len(results)} held-out clips "
+        f"({sum(r['frames'] for r in results)} frames scored), 256x256, preset {preset}; "
+        "gains are over repeating the first frame",
+        "",
+    ]
     for name in names:
-        lines += [f"**{name}**", "",
-                  "| clip | PSNR dB | gain dB | SSIM | MS-SSIM (repeat) |"
-                  + (" AKD px (repeat) |" if akd else ""),
-                  "|---|---|---|---|---|" + ("---|" if akd else "")]
+        lines += [
+            f"**{name}**",
+            "",
+            "| clip | PSNR dB | gain dB | SSIM | MS-SSIM (repeat) |"
+            + (" AKD px (repeat) |" if akd else ""),
+            "|---|---|---|---|---|" + ("---|" if akd else ""),
+        ]
         for r in results:
             ours, base = r[name], r["repeat_first_frame"]
-            row = (f"| {r['clip']} | {ours['psnr']:.2f} | {ours['psnr'] - base['psnr']:+.2f} | "
-                   f"{ours['ssim']:.3f} | {ours['ms_ssim']:.3f} ({base['ms_ssim']:.3f}) |")
+            row = (
+                f"| {r['clip']} | {ours['psnr']:.2f} | {ours['psnr'] - base['psnr']:+.2f} | "
+                f"{ours['ssim']:.3f} | {ours['ms_ssim']:.3f} ({base['ms_ssim']:.3f}) |"
+            )
             if akd:
                 row += f" {ours['akd']:.2f} ({base['akd']:.2f}) |"
             lines.append(row)
         gains = [r[name]["psnr"] - r["repeat_first_frame"]["psnr"] for r in results]
         ms_better = sum(r[name]["ms_ssim"] > r["repeat_first_frame"]["ms_ssim"] for r in results)
-        summary = (f"mean PSNR {_mean(results, name, 'psnr'):.2f} dB, gain "
-                   f"{np.mean(gains):+.2f} dB (smallest {min(gains):+.2f}); MS-SSIM above "
-                   f"repeat on {ms_better} of {len(results)} clips")
+        summary = (
+            f"mean PSNR {_mean(results, name, 'psnr'):.2f} dB, gain "
+            f"{np.mean(gains):+.2f} dB (smallest {min(gains):+.2f}); MS-SSIM above "
+            f"repeat on {ms_better} of {len(results)} clips"
+        )
         if akd:
             akd_better = sum(r[name]["akd"] < r["repeat_first_frame"]["akd"] for r in results)
-            summary += (f"; AKD {_mean(results, name, 'akd'):.2f} px against "
-                        f"{_mean(results, 'repeat_first_frame', 'akd'):.2f}, lower on "
-                        f"{akd_better} of {len(results)} clips")
+            summary += (
+                f"; AKD {_mean(results, name, 'akd'):.2f} px against "
+                f"{_mean(results, 'repeat_first_frame', 'akd'):.2f}, lower on "
+                f"{akd_better} of {len(results)} clips"
+            )
         lines += ["", summary, ""]
     first = _mean(results, names[0], "decode_ms_per_frame")
-    lines.append("decode time per frame (2 threads, same run): " + ", ".join(
-        f"{n} {_mean(results, n, 'decode_ms_per_frame'):.1f} ms "
-        f"({_mean(results, n, 'decode_ms_per_frame') / first:.2f}x)" for n in names))
+    lines.append(
+        "decode time per frame (2 threads, same run): "
+        + ", ".join(
+            f"{n} {_mean(results, n, 'decode_ms_per_frame'):.1f} ms "
+            f"({_mean(results, n, 'decode_ms_per_frame') / first:.2f}x)"
+            for n in names
+        )
+    )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=DEFAULT_MODEL,
-                        help="comma-separated model names or paths; the first is the reference "
-                             "of the decode-time ratio")
+    parser.add_argument(
+        "--models",
+        default=DEFAULT_MODEL,
+        help="comma-separated model names or paths; the first is the reference "
+        "of the decode-time ratio",
+    )
     parser.add_argument("--split", type=Path, default=REPO / "models/splits/shared-data-v1.json")
     parser.add_argument("--clips", type=Path, default=REPO.parent / "shared/data/clips")
     parser.add_argument("--frames", type=int, default=250, help="first N frames; 0: whole clips")
@@ -123,9 +148,12 @@ def main() -> None:
     results = []
     for name in names:
         results.append(evaluate_clip(models, args.clips / name, args.frames, args.preset, akd))
-        print(f"{name}: " + ", ".join(f"{label} {results[-1][label]['psnr']:.2f}"
-                                      for label in models)
-              + f", repeat {results[-1]['repeat_first_frame']['psnr']:.2f}", flush=True)
+        print(
+            f"{name}: "
+            + ", ".join(f"{label} {results[-1][label]['psnr']:.2f}" for label in models)
+            + f", repeat {results[-1]['repeat_first_frame']['psnr']:.2f}",
+            flush=True,
+        )
     text = report(results, list(models), args.frames, args.preset)
     print(text)
     if args.json:

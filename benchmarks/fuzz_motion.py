@@ -31,10 +31,16 @@ def base_stream(rng: np.random.Generator, frames: int = 25, k: int = 10) -> bs.B
     jacobians = np.eye(2) + rng.normal(0, 0.02, (frames, k, 2, 2))
     params = bs.DEFAULT_QUANTIZATION["range"]
     motion = quantize_motion(values - values[:1], jacobians, params)
-    header = bs.StreamHeader(width=256, height=256, fps=Fraction(25), frame_count=frames,
-                             model_name="fuzz", weights_hash=bytes(8), num_kp=k,
-                             quantization=QuantizationParams(params.value_scale,
-                                                             params.jacobian_scale))
+    header = bs.StreamHeader(
+        width=256,
+        height=256,
+        fps=Fraction(25),
+        frame_count=frames,
+        model_name="fuzz",
+        weights_hash=bytes(8),
+        num_kp=k,
+        quantization=QuantizationParams(params.value_scale, params.jacobian_scale),
+    )
     return bs.Bitstream(header, [bs.EncodedImage("av1", b"\x00" * 32)], motion, "range")
 
 
@@ -50,12 +56,12 @@ def mutate(payload: bytes, rng: np.random.Generator) -> bytes:
         for _ in range(rng.integers(1, 9)):
             data[rng.integers(len(data))] ^= int(rng.integers(1, 256))
     elif kind == 1:
-        data = data[:rng.integers(len(data))]
+        data = data[: rng.integers(len(data))]
     elif kind == 2:
         data += rng.bytes(int(rng.integers(1, 65)))
     else:
         start = int(rng.integers(len(data) + 1))
-        data[start:start + int(rng.integers(17))] = rng.bytes(int(rng.integers(17)))
+        data[start : start + int(rng.integers(17))] = rng.bytes(int(rng.integers(17)))
     return bytes(data)
 
 
@@ -87,9 +93,11 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - anything else is the failure we look for
             failures.append(f"{type(exc).__name__}: {exc}")
         slowest = max(slowest, time.perf_counter() - started)
-    print(f"{args.count} mutated streams: {rejected} rejected with BitstreamError, "
-          f"{decoded} decoded (mutations that leave a valid stream), {len(failures)} other "
-          f"outcomes; slowest decode {slowest * 1000:.1f} ms")
+    print(
+        f"{args.count} mutated streams: {rejected} rejected with BitstreamError, "
+        f"{decoded} decoded (mutations that leave a valid stream), {len(failures)} other "
+        f"outcomes; slowest decode {slowest * 1000:.1f} ms"
+    )
     for failure in failures[:10]:
         print("  ", failure)
     sys.exit(1 if failures else 0)

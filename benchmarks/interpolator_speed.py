@@ -55,8 +55,9 @@ def conv_gmac(model: torch.nn.Module, run: Callable[[], object]) -> float:
         k = module.kernel_size[0] * module.kernel_size[1]
         total += output.numel() * module.in_channels // module.groups * k
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, torch.nn.Conv2d)]
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)
+    ]
     with torch.inference_mode():
         run()
     for handle in handles:
@@ -64,8 +65,9 @@ def conv_gmac(model: torch.nn.Module, run: Callable[[], object]) -> float:
     return total / 1e9
 
 
-def interpolator_ms(model: FacialFrameInterpolator, bf16: bool, repeats: int,
-                    batch: int) -> tuple[float, float]:
+def interpolator_ms(
+    model: FacialFrameInterpolator, bf16: bool, repeats: int, batch: int
+) -> tuple[float, float]:
     device = torch.device("cpu")
     model = model.to(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(0)
@@ -80,16 +82,19 @@ def interpolator_ms(model: FacialFrameInterpolator, bf16: bool, repeats: int,
     return 1000 * median / batch, 1000 * best / batch
 
 
-def fomm_ms(generator: torch.nn.Module, bf16: bool, repeats: int,
-            batch: int) -> tuple[float, float]:
+def fomm_ms(
+    generator: torch.nn.Module, bf16: bool, repeats: int, batch: int
+) -> tuple[float, float]:
     """A FOMM generator's decode from cached source features (the decoder's per-frame work),
     channels_last."""
     device = torch.device("cpu")
     generator.to(memory_format=torch.channels_last)
     source = torch.rand(1, 3, SIZE, SIZE).contiguous(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(0)
-    kp = Keypoints(torch.rand(batch, 10, 2, generator=gen) * 1.4 - 0.7,
-                   torch.eye(2) + 0.1 * torch.randn(batch, 10, 2, 2, generator=gen))
+    kp = Keypoints(
+        torch.rand(batch, 10, 2, generator=gen) * 1.4 - 0.7,
+        torch.eye(2) + 0.1 * torch.randn(batch, 10, 2, 2, generator=gen),
+    )
     with torch.inference_mode(), autocast(device, bf16):
         features = generator.encode_source(source)
         small = generator.dense_motion_network.downsample(source)
@@ -124,12 +129,19 @@ def _cell(value: tuple[float, float] | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default="ffi-paper,ffi-fast",
-                        help="interpolator names or YAML paths, comma-separated")
+    parser.add_argument(
+        "--configs",
+        default="ffi-paper,ffi-fast",
+        help="interpolator names or YAML paths, comma-separated",
+    )
     parser.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--paper-repeats", type=int, default=1,
-                        help="repeats for configs named *paper* (about 1 s per frame)")
+    parser.add_argument(
+        "--paper-repeats",
+        type=int,
+        default=1,
+        help="repeats for configs named *paper* (about 1 s per frame)",
+    )
     parser.add_argument("--batch", type=int, default=1, help="frames per call")
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 runs")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
@@ -151,8 +163,7 @@ def main() -> None:
         for count in threads:
             torch.set_num_threads(count)
             for precision in precisions:
-                cells[(count, precision)] = interpolator_ms(model, precision, repeats,
-                                                            args.batch)
+                cells[(count, precision)] = interpolator_ms(model, precision, repeats, args.batch)
         rows.append((config.name, f"{gmac:.1f} GMAC, {params:.2f} M params", cells))
 
     generator = build_model(get_config(DEFAULT_MODEL)).generator
@@ -162,14 +173,15 @@ def main() -> None:
     for count in threads:
         torch.set_num_threads(count)
         for precision in precisions:
-            cells[(count, precision)] = fomm_ms(generator, precision, args.repeats,
-                                                args.batch)
+            cells[(count, precision)] = fomm_ms(generator, precision, args.repeats, args.batch)
         warps[count] = warp_ms(max(1, args.repeats // 2))
-    rows.append((f"FOMM {DEFAULT_MODEL} generator.decode",
-                 f"{fomm_gmac:.1f} GMAC (decode only)", cells))
+    rows.append(
+        (f"FOMM {DEFAULT_MODEL} generator.decode", f"{fomm_gmac:.1f} GMAC (decode only)", cells)
+    )
 
-    header = ["model", "size"] + [f"{t} thr {'bf16' if p else 'fp32'}"
-                                  for t in threads for p in precisions]
+    header = ["model", "size"] + [
+        f"{t} thr {'bf16' if p else 'fp32'}" for t in threads for p in precisions
+    ]
     lines = [
         f"device: cpu ({platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, torch {torch.__version__}), "
@@ -179,11 +191,18 @@ def main() -> None:
         "|" + "---|" * len(header),
     ]
     for name, size, cells in rows:
-        lines.append("| " + " | ".join([name, size] + [
-            _cell(cells.get((t, p))) for t in threads for p in precisions]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [name, size] + [_cell(cells.get((t, p))) for t in threads for p in precisions]
+            )
+            + " |"
+        )
     lines.append("")
-    lines.append("WAMV alone, 1x32x256x256, F=5 (fp32): " + ", ".join(
-        f"{t} thr {_cell(warps[t])} ms" for t in threads))
+    lines.append(
+        "WAMV alone, 1x32x256x256, F=5 (fp32): "
+        + ", ".join(f"{t} thr {_cell(warps[t])} ms" for t in threads)
+    )
     text = "\n".join(lines)
     print(text)
     if args.markdown:

@@ -29,16 +29,21 @@ from evaluate_model import REPO, evaluate_clip  # noqa: E402
 
 from fomcodec.zoo import load_model  # noqa: E402
 
-WEIGHTS = {"weight_l1": "L1", "weight_ms_ssim": "MS-SSIM", "weight_adversarial": "adv",
-           "weight_feature_matching": "FM"}
+WEIGHTS = {
+    "weight_l1": "L1",
+    "weight_ms_ssim": "MS-SSIM",
+    "weight_adversarial": "adv",
+    "weight_feature_matching": "FM",
+}
 
 
 def losses(run_dir: Path) -> str:
     """The run's loss weights, e.g. ``10 L1 + 5 MS-SSIM``."""
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     config = json.loads(state["train_config"])
-    return " + ".join(f"{config[key]:g} {label}" for key, label in WEIGHTS.items()
-                      if config.get(key))
+    return " + ".join(
+        f"{config[key]:g} {label}" for key, label in WEIGHTS.items() if config.get(key)
+    )
 
 
 def log_summary(run_dir: Path, last_step: int | None) -> tuple[dict[int, float], float]:
@@ -79,26 +84,34 @@ def main() -> None:
     names = json.loads(args.split.read_text())["validation"]
     summaries = {run: log_summary(run, args.at_step) for run in args.runs}
     steps = sorted({step for validation, _ in summaries.values() for step in validation})
-    lines = ["| run | losses | pairs/s | " + " | ".join(f"val. {s}" for s in steps)
-             + " | best step | PSNR dB | SSIM | MS-SSIM |",
-             "|---|---|---|" + "---|" * len(steps) + "---|---|---|---|"]
+    lines = [
+        "| run | losses | pairs/s | "
+        + " | ".join(f"val. {s}" for s in steps)
+        + " | best step | PSNR dB | SSIM | MS-SSIM |",
+        "|---|---|---|" + "---|" * len(steps) + "---|---|---|---|",
+    ]
     for run in args.runs:
         validation, speed = summaries[run]
         if not validation:
             raise SystemExit(f"{run}: its log has no validation to compare")
         best = max(validation, key=validation.get)
         model = load_model(best_weights(run, best, args.at_step), device="cpu")
-        results = [evaluate_clip({"codec": model}, args.clips / name, args.frames)
-                   for name in names]
-        mean = {m: float(np.mean([r["codec"][m] for r in results]))
-                for m in ("psnr", "ssim", "ms_ssim")}
+        results = [
+            evaluate_clip({"codec": model}, args.clips / name, args.frames) for name in names
+        ]
+        mean = {
+            m: float(np.mean([r["codec"][m] for r in results])) for m in ("psnr", "ssim", "ms_ssim")
+        }
         cells = " | ".join(f"{validation[s]:.3f}" if s in validation else "-" for s in steps)
-        lines.append(f"| {run.name} | {losses(run)} | {speed:.2f} | {cells} | {best} | "
-                     f"{mean['psnr']:.3f} | {mean['ssim']:.4f} | {mean['ms_ssim']:.4f} |")
+        lines.append(
+            f"| {run.name} | {losses(run)} | {speed:.2f} | {cells} | {best} | "
+            f"{mean['psnr']:.3f} | {mean['ssim']:.4f} | {mean['ms_ssim']:.4f} |"
+        )
         print(lines[-1], flush=True)
     span = f"first {args.frames} frames" if args.frames else "all frames"
-    text = "\n".join([f"Held-out clips: {len(names)}, {span}, through the whole codec.", "",
-                      *lines])
+    text = "\n".join(
+        [f"Held-out clips: {len(names)}, {span}, through the whole codec.", "", *lines]
+    )
     print(text)
     if args.markdown:
         args.markdown.write_text(text + "\n")

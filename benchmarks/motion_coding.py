@@ -73,8 +73,8 @@ def main() -> None:
     names = list(CONFIGS) if not args.configs else args.configs.split(",")
     clips = json.loads(args.split.read_text())["validation"]
     rows: dict[str, dict[str, list[float]]] = {
-        n: {"kbps": [], "psnr": [], "encode_s": [], "decode_s": [], "network_s": []}
-        for n in names}
+        n: {"kbps": [], "psnr": [], "encode_s": [], "decode_s": [], "network_s": []} for n in names
+    }
     for clip in clips:
         path = args.clips / clip
         frames = np.stack(list(read_frames(path, max_frames=args.frames)))
@@ -93,22 +93,33 @@ def main() -> None:
             row["encode_s"].append(encode_s)
             row["decode_s"].append(decode_s)
             row["network_s"].append(total)
-            print(f"{clip[:40]:40s} {name:30s} {row['kbps'][-1]:6.3f} kbit/s "
-                  f"{row['psnr'][-1]:6.3f} dB", flush=True)
+            print(
+                f"{clip[:40]:40s} {name:30s} {row['kbps'][-1]:6.3f} kbit/s "
+                f"{row['psnr'][-1]:6.3f} dB",
+                flush=True,
+            )
     base = float(np.mean(rows[names[0]]["psnr"]))
-    lines = [f"| motion coding ({args.model}, first {args.frames} frames, {len(clips)} held-out "
-             f"clips) | motion kbit/s | PSNR dB | vs {names[0]} | coder share of encode+decode |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"| motion coding ({args.model}, first {args.frames} frames, {len(clips)} held-out "
+        f"clips) | motion kbit/s | PSNR dB | vs {names[0]} | coder share of encode+decode |",
+        "|---|---|---|---|---|",
+    ]
     for name in names:
         row = rows[name]
         share = (sum(row["encode_s"]) + sum(row["decode_s"])) / sum(row["network_s"])
-        lines.append(f"| {name} | {np.mean(row['kbps']):.3f} | {np.mean(row['psnr']):.3f} | "
-                     f"{np.mean(row['psnr']) - base:+.3f} | {100 * share:.2f} % |")
+        lines.append(
+            f"| {name} | {np.mean(row['kbps']):.3f} | {np.mean(row['psnr']):.3f} | "
+            f"{np.mean(row['psnr']) - base:+.3f} | {100 * share:.2f} % |"
+        )
     table = "\n".join(lines)
     print(table)
     if args.json:
-        args.json.write_text(json.dumps({"model": args.model, "frames": args.frames,
-                                         "clips": clips, "results": rows}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {"model": args.model, "frames": args.frames, "clips": clips, "results": rows},
+                indent=1,
+            )
+        )
     if args.markdown:
         args.markdown.write_text(table + "\n")
 

@@ -30,8 +30,12 @@ from fomcodec.media.sample_clip import FPS, public_domain_clip
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strip", type=Path, default=Path("docs/preview-strip.png"))
-    parser.add_argument("--preview", type=Path, default=None,
-                        help="also write the looping original | decoded GIF or MP4 here")
+    parser.add_argument(
+        "--preview",
+        type=Path,
+        default=None,
+        help="also write the looping original | decoded GIF or MP4 here",
+    )
     parser.add_argument("--frames", type=int, default=50)
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
@@ -42,8 +46,10 @@ def main() -> None:
     decoded = np.concatenate(list(decoder.decode_stream(bitstream.unpack(data))))
     ours = psnr_rgb(original[1:], decoded[1:]).mean()
     repeat = psnr_rgb(original[1:], np.repeat(original[:1], len(original) - 1, axis=0)).mean()
-    print(f"{len(decoded)} frames, {len(data)} B ({len(data) * 8 / 1000 / (len(decoded) / FPS):.2f}"
-          f" kbit/s); frames 1..: decoded {ours:.2f} dB PSNR, repeating frame 0 {repeat:.2f} dB")
+    print(
+        f"{len(decoded)} frames, {len(data)} B ({len(data) * 8 / 1000 / (len(decoded) / FPS):.2f}"
+        f" kbit/s); frames 1..: decoded {ours:.2f} dB PSNR, repeating frame 0 {repeat:.2f} dB"
+    )
     write_strip(original, decoded, args.strip, overwrite=True)
     if args.preview:
         write_preview(side_by_side(original, decoded), Fraction(FPS), args.preview, True)

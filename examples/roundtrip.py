@@ -28,20 +28,20 @@ def main() -> None:
     stream_path = args.out / f"{args.clip.stem}.fomc"
     video_path = args.out / f"{args.clip.stem}.decoded.mp4"
     encoder = fomcodec.Encoder()
-    encoded = encoder.encode_file(args.clip, stream_path, overwrite=True,
-                                  max_frames=args.frames)
+    encoded = encoder.encode_file(args.clip, stream_path, overwrite=True, max_frames=args.frames)
     print(encoded.summary())
-    decoded = fomcodec.Decoder(encoder.model).decode_file(stream_path, video_path,
-                                                           overwrite=True)
+    decoded = fomcodec.Decoder(encoder.model).decode_file(stream_path, video_path, overwrite=True)
     print(decoded.summary())
     original = np.stack(list(read_frames(args.clip, max_frames=args.frames)))
     output = np.stack(list(read_frames(video_path)))
     # Frame 0 is the source image itself: left out, or the baseline would get it for free.
-    ours = psnr_rgb(original[1:], output[1:len(original)])
+    ours = psnr_rgb(original[1:], output[1 : len(original)])
     repeat = psnr_rgb(original[1:], np.repeat(original[:1], len(original) - 1, axis=0))
-    print(f"{args.clip.name}: {encoded.kbps():.2f} kbit/s, PSNR {np.mean(ours):.2f} dB "
-          f"(repeat-first-frame baseline {np.mean(repeat):.2f} dB) over {len(ours)} frames "
-          f"-> {video_path}")
+    print(
+        f"{args.clip.name}: {encoded.kbps():.2f} kbit/s, PSNR {np.mean(ours):.2f} dB "
+        f"(repeat-first-frame baseline {np.mean(repeat):.2f} dB) over {len(ours)} frames "
+        f"-> {video_path}"
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,7 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     """
     out = check_output_path(path, overwrite)
     folder = out.parent if str(out.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f".part{out.suffix}",
-                                    dir=folder)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f".part{out.suffix}", dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

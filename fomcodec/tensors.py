@@ -28,5 +28,6 @@ def image_psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR (B,) in dB of (B, C, H, W) images in [0, 1]; identical images score
     :data:`PSNR_CAP`."""
     mse = ((prediction.float() - target.float()) ** 2).flatten(1).mean(1)
-    return torch.where(mse > 0, -10 * torch.log10(mse.clamp_min(1e-12)),
-                       torch.full_like(mse, PSNR_CAP))
+    return torch.where(
+        mse > 0, -10 * torch.log10(mse.clamp_min(1e-12)), torch.full_like(mse, PSNR_CAP)
+    )

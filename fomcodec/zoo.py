@@ -123,8 +123,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_weights_into(model: FOMM, state: dict[str, torch.Tensor], source: str,
-                      partial: bool = False) -> list[str]:
+def load_weights_into(
+    model: FOMM, state: dict[str, torch.Tensor], source: str, partial: bool = False
+) -> list[str]:
     """Copy ``state`` into ``model``; every model key must be present with the right shape.
 
     ``partial`` (starting a new architecture from a sibling's weights) keeps the model's own
@@ -135,19 +136,27 @@ def load_weights_into(model: FOMM, state: dict[str, torch.Tensor], source: str,
     if partial:
         own = {k: v for k, v in own.items() if k in state}
     elif missing:
-        raise ModelError(f"{source} does not fit model '{model.config.name}': "
-                         f"{len(missing)} missing entries (e.g. {missing[0]})")
+        raise ModelError(
+            f"{source} does not fit model '{model.config.name}': "
+            f"{len(missing)} missing entries (e.g. {missing[0]})"
+        )
     wrong = [k for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
     if wrong:
         k = wrong[0]
-        raise ModelError(f"{source} does not fit model '{model.config.name}': {k} has shape "
-                         f"{tuple(state[k].shape)}, expected {tuple(own[k].shape)}")
+        raise ModelError(
+            f"{source} does not fit model '{model.config.name}': {k} has shape "
+            f"{tuple(state[k].shape)}, expected {tuple(own[k].shape)}"
+        )
     model.load_state_dict({k: state[k].to(own[k].dtype) for k in own}, strict=not partial)
     return missing
 
 
-def save_weights(model: torch.nn.Module, path: str | os.PathLike, half: bool = True,
-                 extra_metadata: dict[str, str] | None = None) -> Path:
+def save_weights(
+    model: torch.nn.Module,
+    path: str | os.PathLike,
+    half: bool = True,
+    extra_metadata: dict[str, str] | None = None,
+) -> Path:
     """Write weights as safetensors (float tensors in fp16 if ``half``) with the config in
     the metadata, so the file alone is enough to rebuild the model. ``model.config`` must
     have a ``name`` and ``to_dict()`` (FOMM and the frame interpolator do)."""
@@ -157,8 +166,11 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike, half: bool = T
         if half and tensor.is_floating_point():
             tensor = tensor.half()
         tensors[name] = tensor
-    metadata = {"name": model.config.name, "format": "fomcodec-fomm",
-                "config": yaml.safe_dump(model.config.to_dict(), sort_keys=False)}
+    metadata = {
+        "name": model.config.name,
+        "format": "fomcodec-fomm",
+        "config": yaml.safe_dump(model.config.to_dict(), sort_keys=False),
+    }
     metadata.update(extra_metadata or {})
     with atomic_output(path, overwrite=True) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -181,8 +193,7 @@ def _config_from_safetensors(path: Path) -> ModelConfig:
     meta = read_safetensors_metadata(path)
     if "config" not in meta:
         raise ModelError(f"{path} holds no config and has no YAML beside it")
-    return ModelConfig.from_dict(yaml.safe_load(meta["config"]),
-                                 name=meta.get("name") or path.stem)
+    return ModelConfig.from_dict(yaml.safe_load(meta["config"]), name=meta.get("name") or path.stem)
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -194,9 +205,12 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     return read_checkpoint(path)
 
 
-def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL,
-               config: str | os.PathLike | ModelConfig | None = None,
-               device: str | torch.device = "cpu", pretrained: bool = True) -> FOMM:
+def load_model(
+    name_or_path: str | os.PathLike = DEFAULT_MODEL,
+    config: str | os.PathLike | ModelConfig | None = None,
+    device: str | torch.device = "cpu",
+    pretrained: bool = True,
+) -> FOMM:
     """Load a model by registered name or path, in eval mode on ``device``.
 
     ``config`` overrides the architecture (a name, YAML path or :class:`ModelConfig`); for an
@@ -211,8 +225,11 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL,
             raise ModelError(f"weights file {path} not found")
         weights = path
         if config is None:
-            config = (_config_from_safetensors(path) if path.suffix == ".safetensors"
-                      else get_config("vox-256"))
+            config = (
+                _config_from_safetensors(path)
+                if path.suffix == ".safetensors"
+                else get_config("vox-256")
+            )
     elif path.suffix in (".yaml", ".yml"):
         if config is None:
             config = get_config(path)
@@ -231,8 +248,10 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL,
     model = build_model(config)
     if pretrained:
         if weights is None:
-            raise ModelError(f"model '{config.name}' has no trained weights here; pass a "
-                             "weights file with --model (e.g. an official vox-cpk.pth.tar)")
+            raise ModelError(
+                f"model '{config.name}' has no trained weights here; pass a "
+                "weights file with --model (e.g. an official vox-cpk.pth.tar)"
+            )
         load_weights_into(model, _read_weights(weights), str(weights))
     model.model_name = config.name
     model.weights_hash = weights_hash(model)
@@ -270,16 +289,21 @@ def build_interpolator(config: InterpolatorConfig | str | os.PathLike) -> Facial
     return FacialFrameInterpolator(config).eval()
 
 
-def save_interpolator(model: FacialFrameInterpolator, path: str | os.PathLike,
-                      half: bool = True, extra_metadata: dict[str, str] | None = None) -> Path:
+def save_interpolator(
+    model: FacialFrameInterpolator,
+    path: str | os.PathLike,
+    half: bool = True,
+    extra_metadata: dict[str, str] | None = None,
+) -> Path:
     """Safetensors weights (fp16 if ``half``) with the config in the metadata."""
     metadata = {"format": "fomcodec-interpolator"}
     metadata.update(extra_metadata or {})
     return save_weights(model, path, half=half, extra_metadata=metadata)
 
 
-def load_interpolator(name_or_path: str | os.PathLike, device: str | torch.device = "cpu"
-                      ) -> FacialFrameInterpolator:
+def load_interpolator(
+    name_or_path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> FacialFrameInterpolator:
     """Load weights (``.safetensors`` path, or a name with ``NAME.safetensors`` beside its
     YAML); the config comes from the file's metadata, else from the YAML beside it."""
     path = Path(name_or_path)
@@ -294,8 +318,9 @@ def load_interpolator(name_or_path: str | os.PathLike, device: str | torch.devic
         raise ModelError(f"weights file {path} not found")
     meta = read_safetensors_metadata(path)
     if "config" in meta:
-        config = InterpolatorConfig.from_dict(yaml.safe_load(meta["config"]),
-                                              name=meta.get("name") or path.stem)
+        config = InterpolatorConfig.from_dict(
+            yaml.safe_load(meta["config"]), name=meta.get("name") or path.stem
+        )
     elif path.with_suffix(".yaml").is_file():
         config = InterpolatorConfig.from_yaml(path.with_suffix(".yaml"))
     else:

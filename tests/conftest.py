@@ -33,8 +33,14 @@ def _background(width: int, height: int) -> np.ndarray:
     return base * (texture * gradient)[..., None] + np.array([30, 30, 20], np.float32)
 
 
-def _blend(image: np.ndarray, u: np.ndarray, v: np.ndarray, centre: tuple[float, float],
-           radii: tuple[float, float], colour: np.ndarray) -> None:
+def _blend(
+    image: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    centre: tuple[float, float],
+    radii: tuple[float, float],
+    colour: np.ndarray,
+) -> None:
     """Paint an anti-aliased axis-aligned ellipse (in face coordinates u, v) onto image."""
     ru, rv = max(radii[0], 0.5), max(radii[1], 0.5)
     dist = np.sqrt(((u - centre[0]) / ru) ** 2 + ((v - centre[1]) / rv) ** 2)
@@ -93,8 +99,9 @@ def synthetic_talking_head(
     width, height = size
     path = Path(path)
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps), options={
-            "crf": str(crf), "preset": "veryfast"})
+        stream = container.add_stream(
+            "libx264", rate=Fraction(fps), options={"crf": str(crf), "preset": "veryfast"}
+        )
         stream.width, stream.height = width, height
         stream.pix_fmt = pix_fmt or ("yuv444p" if width % 2 or height % 2 else "yuv420p")
         if sample_aspect_ratio is not None:

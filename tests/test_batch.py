@@ -59,8 +59,9 @@ def no_partial_files(folder: Path) -> bool:
     return not [p for p in folder.rglob("*") if ".part" in p.name]
 
 
-def test_encode_folder_reports_the_broken_clip_and_goes_on(in_dir: Path, tmp_path: Path,
-                                                          weights: Path) -> None:
+def test_encode_folder_reports_the_broken_clip_and_goes_on(
+    in_dir: Path, tmp_path: Path, weights: Path
+) -> None:
     out = tmp_path / "out"
     result = invoke(str(in_dir), "-o", str(out), "--model", str(weights), "--device", "cpu")
     assert result.exit_code == 1, result.output
@@ -132,8 +133,12 @@ def test_invalid_existing_output_is_redone(in_dir: Path, tmp_path: Path, weights
 def test_decode_folder_and_resume(in_dir: Path, tmp_path: Path, weights: Path) -> None:
     (in_dir / "broken.mp4").unlink()
     streams, videos = tmp_path / "streams", tmp_path / "videos"
-    assert invoke(str(in_dir), "-o", str(streams), "--model", str(weights), "--device", "cpu",
-                  "--quiet").exit_code == 0
+    assert (
+        invoke(
+            str(in_dir), "-o", str(streams), "--model", str(weights), "--device", "cpu", "--quiet"
+        ).exit_code
+        == 0
+    )
     assert batch.detect_mode(streams) == "decode"
     result = invoke(str(streams), "-o", str(videos), "--model", str(weights), "--device", "cpu")
     assert result.exit_code == 0, result.output
@@ -153,8 +158,20 @@ def test_metrics_and_crops_in_the_summary(in_dir: Path, tmp_path: Path, weights:
     crops = tmp_path / "crops.json"
     crops.write_text(json.dumps({"b.mp4": "10,0,180"}))
     out = tmp_path / "out"
-    result = invoke(str(in_dir), "-o", str(out), "--model", str(weights), "--device", "cpu",
-                    "--metrics", "--crops", str(crops), "--frames", "8")
+    result = invoke(
+        str(in_dir),
+        "-o",
+        str(out),
+        "--model",
+        str(weights),
+        "--device",
+        "cpu",
+        "--metrics",
+        "--crops",
+        str(crops),
+        "--frames",
+        "8",
+    )
     assert result.exit_code == 0, result.output
     entries = by_name(summary_of(out))
     assert entries["b.mp4"]["crop"] == "10,0,180" and entries["a.mp4"]["crop"] == "centre"
@@ -175,15 +192,27 @@ class InterruptOnFirstEvent(BatchProgress):
             raise KeyboardInterrupt
 
 
-def test_parallel_jobs_interrupted_then_resumed(in_dir: Path, tmp_path: Path,
-                                                weights: Path) -> None:
+def test_parallel_jobs_interrupted_then_resumed(
+    in_dir: Path, tmp_path: Path, weights: Path
+) -> None:
     out = tmp_path / "out"
     options = BatchOptions(mode="encode", model=str(weights), device="cpu", threads=1)
     with pytest.raises(KeyboardInterrupt):
         run_batch(in_dir, out, options, jobs=2, progress=InterruptOnFirstEvent(3))
     assert no_partial_files(out) and summary_of(out)["interrupted"]
-    result = invoke(str(in_dir), "-o", str(out), "--model", str(weights), "--device", "cpu",
-                    "--jobs", "2", "--threads", "1")
+    result = invoke(
+        str(in_dir),
+        "-o",
+        str(out),
+        "--model",
+        str(weights),
+        "--device",
+        "cpu",
+        "--jobs",
+        "2",
+        "--threads",
+        "1",
+    )
     assert result.exit_code == 1, result.output  # broken.mp4
     statuses = {e["name"]: e["status"] for e in summary_of(out)["clips"]}
     assert statuses["broken.mp4"] == "failed"

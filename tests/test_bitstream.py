@@ -121,9 +121,7 @@ def streams(draw: st.DrawFn) -> Bitstream:
         quantization=QuantizationParams(
             draw(st.integers(1, 2**32 - 1)), draw(st.integers(1, 2**32 - 1))
         ),
-        adapt_scale=draw(
-            st.floats(0, 2.0**100, width=32, exclude_min=True, allow_infinity=False)
-        ),
+        adapt_scale=draw(st.floats(0, 2.0**100, width=32, exclude_min=True, allow_infinity=False)),
         clipped=clipped,
     )
     images = draw(

@@ -74,8 +74,9 @@ def test_encode_info_decode_round_trip(workdir: Path, encoded: Path, weights: Pa
     assert (video.width, video.height, video.fps) == (256, 256, Fraction(25))
 
 
-def test_default_output_name_and_overwrite_rules(workdir: Path, encoded: Path, weights: Path,
-                                                 monkeypatch) -> None:
+def test_default_output_name_and_overwrite_rules(
+    workdir: Path, encoded: Path, weights: Path, monkeypatch
+) -> None:
     monkeypatch.chdir(workdir)
     target = workdir / "clip.mp4"  # the source clip itself: must not be overwritten silently
     before = target.read_bytes()
@@ -89,11 +90,15 @@ def test_default_output_name_and_overwrite_rules(workdir: Path, encoded: Path, w
     assert bs.load(workdir / "clip.fomc").header.frame_count == 3
 
 
-def test_bad_inputs_fail_cleanly_without_output(workdir: Path, weights: Path, not_a_video: Path,
-                                                empty_file: Path, tmp_path: Path) -> None:
+def test_bad_inputs_fail_cleanly_without_output(
+    workdir: Path, weights: Path, not_a_video: Path, empty_file: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out.fomc"
-    for bad, match in ((tmp_path / "missing.mp4", "missing.mp4"), (not_a_video, "notes.mp4"),
-                       (empty_file, "empty.mp4")):
+    for bad, match in (
+        (tmp_path / "missing.mp4", "missing.mp4"),
+        (not_a_video, "notes.mp4"),
+        (empty_file, "empty.mp4"),
+    ):
         result = run("encode", str(bad), "-o", str(out), "--model", str(weights))
         assert_clean_failure(result, match=match)
         assert not out.exists()
@@ -108,8 +113,9 @@ def test_bad_inputs_fail_cleanly_without_output(workdir: Path, weights: Path, no
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "version", "garbage"])
-def test_damaged_streams_fail_cleanly_without_output(encoded: Path, weights: Path,
-                                                     tmp_path: Path, damage: str) -> None:
+def test_damaged_streams_fail_cleanly_without_output(
+    encoded: Path, weights: Path, tmp_path: Path, damage: str
+) -> None:
     data = bytearray(encoded.read_bytes())
     if damage == "truncate":
         data = data[: len(data) * 2 // 3]
@@ -145,9 +151,17 @@ def test_usage_errors_exit_2(encoded: Path) -> None:
     assert run("frobnicate").exit_code == 2
 
 
-@pytest.mark.parametrize(("stride", "text"), [(1, "every frame"), (2, "every 2nd frame"),
-                                              (3, "every 3rd frame"), (11, "every 11th frame"),
-                                              (21, "every 21st frame"), (112, "every 112th frame")])
+@pytest.mark.parametrize(
+    ("stride", "text"),
+    [
+        (1, "every frame"),
+        (2, "every 2nd frame"),
+        (3, "every 3rd frame"),
+        (11, "every 11th frame"),
+        (21, "every 21st frame"),
+        (112, "every 112th frame"),
+    ],
+)
 def test_info_names_the_motion_stride(stride: int, text: str) -> None:
     from fomcodec.cli.main import _every_nth
 
@@ -170,18 +184,31 @@ def test_decode_output_control(encoded: Path, weights: Path, tmp_path: Path) -> 
     from fomcodec.codec.pipeline import Decoder
     from fomcodec.zoo import load_model
 
-    exact = np.concatenate(list(Decoder(load_model(weights), device="cpu").decode_stream(
-        bs.load(encoded))))
+    exact = np.concatenate(
+        list(Decoder(load_model(weights), device="cpu").decode_stream(bs.load(encoded)))
+    )
     # (options, what a decoder reports: codec and pixel format; x264rgb's RGB reads as gbrp)
-    cases = {"lossless.mkv": (["--lossless"], "h264", "gbrp"),
-             "ffv1.mkv": (["--lossless", "--codec", "ffv1"], "ffv1", "bgr0"),
-             "yuv444.mp4": (["--crf", "10", "--pix-fmt", "yuv444p"], "h264", "yuv444p"),
-             "default.mp4": ([], "h264", "yuv420p")}
+    cases = {
+        "lossless.mkv": (["--lossless"], "h264", "gbrp"),
+        "ffv1.mkv": (["--lossless", "--codec", "ffv1"], "ffv1", "bgr0"),
+        "yuv444.mp4": (["--crf", "10", "--pix-fmt", "yuv444p"], "h264", "yuv444p"),
+        "default.mp4": ([], "h264", "yuv420p"),
+    }
     errors = {}
     for name, (options, codec, pix_fmt) in cases.items():
         out = tmp_path / name
-        result = run("decode", str(encoded), "-o", str(out), "--model", str(weights),
-                     "--device", "cpu", "--quiet", *options)
+        result = run(
+            "decode",
+            str(encoded),
+            "-o",
+            str(out),
+            "--model",
+            str(weights),
+            "--device",
+            "cpu",
+            "--quiet",
+            *options,
+        )
         assert result.exit_code == 0, result.output
         got_codec, got_pix_fmt, frames = _frames_of(out)
         assert (got_codec, got_pix_fmt) == (codec, pix_fmt)
@@ -190,13 +217,17 @@ def test_decode_output_control(encoded: Path, weights: Path, tmp_path: Path) -> 
     assert 0 < errors["yuv444.mp4"] < errors["default.mp4"]
 
 
-@pytest.mark.parametrize("options, match", [
-    (["--lossless", "--crf", "20"], "not lossless"),
-    (["--lossless", "--codec", "libx264"], "not lossless"),
-    (["--codec", "ffv1", "--pix-fmt", "yuv422p"], "pixel format"),
-])
-def test_contradictory_output_options_are_usage_errors(encoded: Path, weights: Path,
-                                                        tmp_path: Path, options, match) -> None:
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        (["--lossless", "--crf", "20"], "not lossless"),
+        (["--lossless", "--codec", "libx264"], "not lossless"),
+        (["--codec", "ffv1", "--pix-fmt", "yuv422p"], "pixel format"),
+    ],
+)
+def test_contradictory_output_options_are_usage_errors(
+    encoded: Path, weights: Path, tmp_path: Path, options, match
+) -> None:
     out = tmp_path / "x.mkv"
     result = run("decode", str(encoded), "-o", str(out), "--model", str(weights), *options)
     assert_clean_failure(result, code=2)
@@ -214,10 +245,21 @@ def test_interpolate_lossless_keeps_the_input_frames(workdir: Path, tmp_path: Pa
     torch.manual_seed(0)
     interpolator = save_interpolator(
         FacialFrameInterpolator(get_interpolator_config("ffi-tiny")).eval(),
-        tmp_path / "ffi-tiny.safetensors")
+        tmp_path / "ffi-tiny.safetensors",
+    )
     out = tmp_path / "double.mkv"
-    result = run("interpolate", str(clip), "-o", str(out), "--interpolator", str(interpolator),
-                 "--device", "cpu", "--lossless", "--quiet")
+    result = run(
+        "interpolate",
+        str(clip),
+        "-o",
+        str(out),
+        "--interpolator",
+        str(interpolator),
+        "--device",
+        "cpu",
+        "--lossless",
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     _, pix_fmt, frames = _frames_of(out)
     _, _, original = _frames_of(clip)

@@ -41,7 +41,8 @@ def frames() -> np.ndarray:
 
 def test_round_trip_yields_every_frame_in_bounded_batches(model, frames) -> None:
     stream = Encoder(model, device="cpu", batch_size=5, motion_stride=1).encode_frames(
-        iter(frames), Fraction(25))
+        iter(frames), Fraction(25)
+    )
     assert stream.header.frame_count == len(frames)
     assert stream.motion.values.shape == (len(frames), 10, 2)
     stream = bs.unpack(bs.pack(stream))
@@ -55,14 +56,17 @@ def test_relative_motion_starts_at_rest(model, frames) -> None:
     stream = Encoder(model, device="cpu").encode_frames(iter(frames), Fraction(25))
     assert not stream.motion.values[0].any()
     one = stream.header.quantization.jacobian_scale
-    np.testing.assert_array_equal(stream.motion.jacobians[0], np.broadcast_to(
-        np.array([[one, 0], [0, one]], np.int16), (10, 2, 2)))
+    np.testing.assert_array_equal(
+        stream.motion.jacobians[0],
+        np.broadcast_to(np.array([[one, 0], [0, one]], np.int16), (10, 2, 2)),
+    )
     assert stream.motion.values[1:].any()
 
 
 def test_decoder_uses_keypoints_of_the_decoded_source(model, frames) -> None:
     stream = Encoder(model, device="cpu", image_codec="png").encode_frames(
-        iter(frames[:3]), Fraction(25))
+        iter(frames[:3]), Fraction(25)
+    )
     decoded = next(Decoder(model, device="cpu", bf16=False).decode_stream(stream))
     source = torch.from_numpy(decode_image(stream.source_images[0])).permute(2, 0, 1)[None] / 255
     with torch.no_grad():
@@ -74,11 +78,13 @@ def test_decoder_uses_keypoints_of_the_decoded_source(model, frames) -> None:
 
 def test_motion_stride_sends_fewer_keypoints_and_restores_the_frame_count(model, frames) -> None:
     stream = Encoder(model, device="cpu", motion_stride=2, batch_size=5).encode_frames(
-        iter(frames[:11]), Fraction(25))
+        iter(frames[:11]), Fraction(25)
+    )
     assert stream.header.motion_stride == 2
     assert stream.motion.values.shape[0] == 6
-    full = Encoder(model, device="cpu", motion_stride=1).encode_frames(iter(frames[:11]),
-                                                                       Fraction(25))
+    full = Encoder(model, device="cpu", motion_stride=1).encode_frames(
+        iter(frames[:11]), Fraction(25)
+    )
     np.testing.assert_array_equal(stream.motion.values, full.motion.values[::2])
     default = Encoder(model, device="cpu").encode_frames(iter(frames[:11]), Fraction(25))
     assert default.header.motion_stride == bs.DEFAULT_MOTION_STRIDE == 2
@@ -88,15 +94,22 @@ def test_motion_stride_sends_fewer_keypoints_and_restores_the_frame_count(model,
 
 def test_refining_presets_lower_the_error_of_what_the_decoder_makes(model, frames) -> None:
     def error(stream: bs.Bitstream) -> float:
-        decoded = np.concatenate(list(Decoder(model, device="cpu", bf16=False, fill=False)
-                                      .decode_stream(bs.unpack(bs.pack(stream)))))
+        decoded = np.concatenate(
+            list(
+                Decoder(model, device="cpu", bf16=False, fill=False).decode_stream(
+                    bs.unpack(bs.pack(stream))
+                )
+            )
+        )
         return float(np.abs(decoded.astype(float) - frames[:6].astype(float)).mean())
 
     fine = QuantizationParams(10_000, 1_000)
     fast = Encoder(model, device="cpu", motion_stride=1, quantization=fine).encode_frames(
-        iter(frames[:6]), Fraction(25))
-    medium = Encoder(model, device="cpu", motion_stride=1, preset="medium",
-                     quantization=fine).encode_frames(iter(frames[:6]), Fraction(25))
+        iter(frames[:6]), Fraction(25)
+    )
+    medium = Encoder(
+        model, device="cpu", motion_stride=1, preset="medium", quantization=fine
+    ).encode_frames(iter(frames[:6]), Fraction(25))
     assert medium.header == fast.header
     assert not np.array_equal(medium.motion.values, fast.motion.values)
     assert error(medium) < error(fast)
@@ -105,9 +118,9 @@ def test_refining_presets_lower_the_error_of_what_the_decoder_makes(model, frame
 
 
 def test_clipping_is_counted_and_recorded(model, frames) -> None:
-    stream = Encoder(model, device="cpu", relative=False,
-                     quantization=QuantizationParams(value_scale=1_000_000)).encode_frames(
-        iter(frames[:4]), Fraction(25))
+    stream = Encoder(
+        model, device="cpu", relative=False, quantization=QuantizationParams(value_scale=1_000_000)
+    ).encode_frames(iter(frames[:4]), Fraction(25))
     assert stream.motion.clipped > 0
     assert stream.header.clipped == stream.motion.clipped
 

@@ -22,8 +22,9 @@ from fomcodec.eval.compare import Measurement
 from fomcodec.eval.metrics import METRICS, vmaf_available
 from fomcodec.zoo import build_model, get_config, save_weights
 
-pytestmark = pytest.mark.skipif(not all(available_codecs().values()),
-                                reason="PyAV here lacks libsvtav1 or libx264")
+pytestmark = pytest.mark.skipif(
+    not all(available_codecs().values()), reason="PyAV here lacks libsvtav1 or libx264"
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,16 +43,30 @@ def clip(workdir: Path) -> Path:
     return synthetic_talking_head(workdir / "talking_head.mp4")  # 25 frames, 1 s
 
 
-ARGS = ["--fomc-point", "q=20,stride=2,vs=2000,js=250", "--fomc-point", "q=60",
-        "--av1-crf", "63,40", "--h264-crf", "51,30", "--ladder", "256/1,128/2",
-        "--device", "cpu", "--threads", "1"]
+ARGS = [
+    "--fomc-point",
+    "q=20,stride=2,vs=2000,js=250",
+    "--fomc-point",
+    "q=60",
+    "--av1-crf",
+    "63,40",
+    "--h264-crf",
+    "51,30",
+    "--ladder",
+    "256/1,128/2",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
 def compared(workdir: Path, weights: Path, clip: Path):
     out = workdir / "out"
-    result = CliRunner().invoke(compare_command, [str(clip), "--out", str(out), "--model",
-                                                  str(weights), *ARGS])
+    result = CliRunner().invoke(
+        compare_command, [str(clip), "--out", str(out), "--model", str(weights), *ARGS]
+    )
     assert result.exit_code == 0, result.output
     return out, result, json.loads((out / "results.json").read_text())
 
@@ -129,14 +144,22 @@ def test_csv_and_terminal_table(compared) -> None:
 
 def test_refuses_to_overwrite_without_y(compared, weights: Path, clip: Path) -> None:
     out, _, _ = compared
-    result = CliRunner().invoke(compare_command, [str(clip), "--out", str(out), "--model",
-                                                  str(weights), *ARGS])
+    result = CliRunner().invoke(
+        compare_command, [str(clip), "--out", str(out), "--model", str(weights), *ARGS]
+    )
     assert result.exit_code == 1
     assert "already exists" in result.stderr
 
 
-@pytest.mark.parametrize("args", [["--fomc-point", "q=abc"], ["--ladder", "255/1"],
-                                  ["--av1-crf", "70"], ["--fomc-point", "zoom=3"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--fomc-point", "q=abc"],
+        ["--ladder", "255/1"],
+        ["--av1-crf", "70"],
+        ["--fomc-point", "zoom=3"],
+    ],
+)
 def test_bad_options_are_usage_errors(clip: Path, tmp_path: Path, args: list[str]) -> None:
     result = CliRunner().invoke(compare_command, [str(clip), "--out", str(tmp_path), *args])
     assert result.exit_code == 2, result.output
@@ -153,8 +176,9 @@ def frames() -> np.ndarray:
 
 @pytest.mark.parametrize("codec", ["av1", "h264"])
 def test_baseline_round_trip_keeps_frame_count(frames: np.ndarray, codec: str) -> None:
-    run = encode_decode(frames, 25, BaselineConfig(codec, 40 if codec == "h264" else 50, 64, 3),
-                        threads=1)
+    run = encode_decode(
+        frames, 25, BaselineConfig(codec, 40 if codec == "h264" else 50, 64, 3), threads=1
+    )
     assert run.frames.shape == frames.shape and run.frames.dtype == np.uint8
     assert run.coded_frames == 4 and run.keyframes == 1
     assert np.array_equal(run.frames[0], run.frames[2])  # held for the 3 frames it stands for
@@ -181,8 +205,9 @@ def test_baseline_config_checks() -> None:
 
 def row(codec: str, kbps: float, psnr: float, config: str = "") -> Measurement:
     size = kbps * 1000 / 8
-    return Measurement("clip", codec, config or f"{kbps}", {}, 25, 1.0, size, size,
-                       {"psnr-rgb": psnr}, 0.0, 0.0)
+    return Measurement(
+        "clip", codec, config or f"{kbps}", {}, 25, 1.0, size, size, {"psnr-rgb": psnr}, 0.0, 0.0
+    )
 
 
 def test_pareto_front_keeps_only_undominated_points() -> None:

@@ -46,8 +46,10 @@ def _tile_origin(index: int) -> tuple[int, int]:
     """Where the talking-head tile sits: right of centre, drifting by +-16 / +-6 px."""
     width, height = FRAME_SIZE
     phase = 2 * math.pi * index / PERIOD
-    return (round(0.58 * width - TILE / 2 + 16 * math.sin(phase)),
-            round(0.45 * height - TILE / 2 + 6 * math.sin(2 * phase)))
+    return (
+        round(0.58 * width - TILE / 2 + 16 * math.sin(phase)),
+        round(0.45 * height - TILE / 2 + 6 * math.sin(2 * phase)),
+    )
 
 
 def moving_face_frame(index: int) -> np.ndarray:
@@ -57,7 +59,7 @@ def moving_face_frame(index: int) -> np.ndarray:
     width, height = FRAME_SIZE
     frame = _backdrop(width, height)
     ox, oy = _tile_origin(index)
-    frame[oy:oy + TILE, ox:ox + TILE] = talking_head_frame(index, TILE, TILE)
+    frame[oy : oy + TILE, ox : ox + TILE] = talking_head_frame(index, TILE, TILE)
     return np.clip(frame + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -77,8 +79,9 @@ def face_extent(index: int) -> tuple[float, float, float, float]:
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: int = FPS) -> Path:
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps),
-                                      options={"crf": "14", "preset": "veryfast"})
+        stream = container.add_stream(
+            "libx264", rate=Fraction(fps), options={"crf": "14", "preset": "veryfast"}
+        )
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
         for frame in frames:
@@ -109,16 +112,22 @@ def choice(moving_clip, haar):
 def faceless_clip(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("noface")
     width, height = FRAME_SIZE
-    frames = [np.clip(np.roll(_backdrop(width, height), 3 * i, axis=1), 0, 255)
-              .astype(np.uint8) for i in range(8)]
+    frames = [
+        np.clip(np.roll(_backdrop(width, height), 3 * i, axis=1), 0, 255).astype(np.uint8)
+        for i in range(8)
+    ]
     return write_clip(folder / "empty_room.mp4", frames)
 
 
 @pytest.fixture
 def offline(monkeypatch, tmp_path) -> str:
     """No cached face-alignment weights, and a download URL that refuses connections."""
-    for name in ("FOMC_S3FD_WEIGHTS", "FOMC_FACE_DETECTOR", "FOMC_OFFLINE",
-                 "FOMC_DOWNLOAD_TIMEOUT"):
+    for name in (
+        "FOMC_S3FD_WEIGHTS",
+        "FOMC_FACE_DETECTOR",
+        "FOMC_OFFLINE",
+        "FOMC_DOWNLOAD_TIMEOUT",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with socket.socket() as probe:
@@ -165,7 +174,8 @@ def test_numpy_cascade_matches_opencv(haar):
     grey = fd._equalize(fd._grey(moving_face_frame(3)))
     ours = fd.NumpyHaarCascade(haar.path).detect(grey, 1.1, 3, 24)
     theirs, counts = cv2.CascadeClassifier(str(haar.path)).detectMultiScale2(
-        grey, scaleFactor=1.1, minNeighbors=3, minSize=(24, 24))
+        grey, scaleFactor=1.1, minNeighbors=3, minSize=(24, 24)
+    )
     assert len(ours) == len(theirs) == 1
     assert np.abs(np.array(ours[0][:4]) - np.array(theirs[0])).max() <= 2
 
@@ -183,7 +193,8 @@ def test_offline_fallback_to_haar_with_one_notice(offline):
     assert isinstance(detector, HaarCascadeDetector)
     assert len(messages) == 1
     assert messages[0].startswith(
-        "fomc: face detector: OpenCV Haar cascade (face-alignment weights unavailable offline")
+        "fomc: face detector: OpenCV Haar cascade (face-alignment weights unavailable offline"
+    )
 
 
 def test_notice_goes_to_stderr(offline, capsys):
@@ -246,8 +257,7 @@ def test_offline_switch_skips_the_download(offline, monkeypatch):
 
 
 def test_crop_box_is_stable_across_samplings(moving_clip, haar, choice):
-    boxes = [choice.box] + [find_crop(moving_clip, haar, sample_fps=rate).box
-                            for rate in (3.4, 5)]
+    boxes = [choice.box] + [find_crop(moving_clip, haar, sample_fps=rate).box for rate in (3.4, 5)]
     sizes = [b.size for b in boxes]
     for box in boxes[1:]:
         tolerance = 0.06 * boxes[0].size
@@ -323,8 +333,9 @@ def test_box_shrinks_to_the_frame_then_overhangs():
 
 def test_box_grows_with_the_head_motion():
     still = FaceTrack(tuple(range(5)), tuple(FaceBox(200, 100, 300, 200) for _ in range(5)))
-    moving = FaceTrack(tuple(range(5)), tuple(FaceBox(200 + 30 * i, 100, 300 + 30 * i, 200)
-                                              for i in range(5)))
+    moving = FaceTrack(
+        tuple(range(5)), tuple(FaceBox(200 + 30 * i, 100, 300 + 30 * i, 200) for i in range(5))
+    )
     assert box_for_track(moving, 1280, 720)[0].size > box_for_track(still, 1280, 720)[0].size
 
 
@@ -342,8 +353,9 @@ def test_resolve_crop(moving_clip, haar, choice):
 
 def test_crop_command_writes_a_256_video_and_prints_the_box(moving_clip, tmp_path):
     out = tmp_path / "face.mp4"
-    result = CliRunner().invoke(crop_command, [str(moving_clip), "-o", str(out),
-                                               "--detector", "haar", "--frames", "12"])
+    result = CliRunner().invoke(
+        crop_command, [str(moving_clip), "-o", str(out), "--detector", "haar", "--frames", "12"]
+    )
     assert result.exit_code == 0, result.output
     box = resolve_crop(result.stdout.strip(), moving_clip)
     assert isinstance(box, CropBox)
@@ -351,15 +363,17 @@ def test_crop_command_writes_a_256_video_and_prints_the_box(moving_clip, tmp_pat
     assert (info.width, info.height) == (256, 256)
     assert sum(1 for _ in read_frames(out)) == 12
     assert "fomc: face detector: OpenCV Haar cascade" in result.stderr
-    again = CliRunner().invoke(crop_command, [str(moving_clip), "-o", str(out),
-                                              "--detector", "haar"])
+    again = CliRunner().invoke(
+        crop_command, [str(moving_clip), "-o", str(out), "--detector", "haar"]
+    )
     assert again.exit_code == 1 and "already exists" in again.stderr
 
 
 def test_crop_command_box_only(moving_clip, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(crop_command, [str(moving_clip), "--box-only", "--quiet",
-                                               "--detector", "haar"])
+    result = CliRunner().invoke(
+        crop_command, [str(moving_clip), "--box-only", "--quiet", "--detector", "haar"]
+    )
     assert result.exit_code == 0
     assert result.stdout.count(",") == 2 and result.stderr == ""
     assert list(tmp_path.iterdir()) == []
@@ -367,8 +381,9 @@ def test_crop_command_box_only(moving_clip, tmp_path, monkeypatch):
 
 def test_crop_command_with_a_given_box(faceless_clip, tmp_path):
     out = tmp_path / "given.mp4"
-    result = CliRunner().invoke(crop_command, [str(faceless_clip), "-o", str(out),
-                                               "--crop", "10,20,150", "--size", "64"])
+    result = CliRunner().invoke(
+        crop_command, [str(faceless_clip), "-o", str(out), "--crop", "10,20,150", "--size", "64"]
+    )
     assert result.exit_code == 0 and result.stdout.strip() == "10,20,150"
     assert "face detector" not in result.stderr
     assert (probe_video(out).width, probe_video(out).height) == (64, 64)
@@ -378,8 +393,9 @@ def test_crop_command_with_a_given_box(faceless_clip, tmp_path):
 
 def test_crop_command_without_a_face_fails_cleanly(faceless_clip, tmp_path):
     out = tmp_path / "none.mp4"
-    result = CliRunner().invoke(crop_command, [str(faceless_clip), "-o", str(out),
-                                               "--detector", "haar"])
+    result = CliRunner().invoke(
+        crop_command, [str(faceless_clip), "-o", str(out), "--detector", "haar"]
+    )
     assert result.exit_code == 1
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "no face found" in errors[0] and "--crop" in errors[0]

@@ -50,10 +50,13 @@ def test_frames_between_recurses_on_halves_in_time_order() -> None:
         frames_between(first, second, 3, average)
 
 
-@pytest.mark.parametrize(("stride", "total", "batch"), [
-    (2, 9, 2), (2, 10, 3), (2, 10, 1), (4, 13, 2), (4, 11, 5), (2, 1, 4), (1, 5, 2)])
-def test_fill_frames_restores_every_frame_and_holds_the_tail(stride: int, total: int,
-                                                             batch: int) -> None:
+@pytest.mark.parametrize(
+    ("stride", "total", "batch"),
+    [(2, 9, 2), (2, 10, 3), (2, 10, 1), (4, 13, 2), (4, 11, 5), (2, 1, 4), (1, 5, 2)],
+)
+def test_fill_frames_restores_every_frame_and_holds_the_tail(
+    stride: int, total: int, batch: int
+) -> None:
     anchors = ramp(total)[::stride]
     out = list(fill_frames(anchors.split(batch), stride, total, average))
     last_anchor = (len(anchors) - 1) * stride
@@ -97,17 +100,26 @@ def model():
 @pytest.fixture(scope="module")
 def stride_two_stream(model) -> bs.Bitstream:
     frames = talking_head_frames(9, (256, 256))
-    stream = Encoder(model, device="cpu", motion_stride=2).encode_frames(iter(frames),
-                                                                         Fraction(25))
+    stream = Encoder(model, device="cpu", motion_stride=2).encode_frames(iter(frames), Fraction(25))
     return bs.unpack(bs.pack(stream))
 
 
-@pytest.mark.parametrize(("fill", "inbetween", "count"), [
-    (True, "interpolator", 9), (True, "keypoints", 9), (False, "interpolator", 5)])
-def test_decoder_fills_the_frames_without_motion(model, stride_two_stream, interpolator_file,
-                                                 fill, inbetween, count) -> None:
-    decoder = Decoder(model, device="cpu", batch_size=3, bf16=False, fill=fill,
-                      inbetween=inbetween, interpolator=interpolator_file)
+@pytest.mark.parametrize(
+    ("fill", "inbetween", "count"),
+    [(True, "interpolator", 9), (True, "keypoints", 9), (False, "interpolator", 5)],
+)
+def test_decoder_fills_the_frames_without_motion(
+    model, stride_two_stream, interpolator_file, fill, inbetween, count
+) -> None:
+    decoder = Decoder(
+        model,
+        device="cpu",
+        batch_size=3,
+        bf16=False,
+        fill=fill,
+        inbetween=inbetween,
+        interpolator=interpolator_file,
+    )
     header = stride_two_stream.header
     assert decoder.output_frame_count(header) == count
     assert decoder.output_fps(header) == (Fraction(25) if fill else Fraction(25, 2))
@@ -115,18 +127,28 @@ def test_decoder_fills_the_frames_without_motion(model, stride_two_stream, inter
     assert max(len(b) for b in batches) <= 3
     decoded = np.concatenate(batches)
     assert decoded.shape == (count, 256, 256, 3)
-    sent = np.concatenate(list(Decoder(model, device="cpu", bf16=False, fill=False)
-                               .decode_stream(stride_two_stream)))
+    sent = np.concatenate(
+        list(Decoder(model, device="cpu", bf16=False, fill=False).decode_stream(stride_two_stream))
+    )
     step = 2 if fill else 1
     np.testing.assert_array_equal(decoded[::step], sent)
 
 
 def test_decoder_method_choice(model) -> None:
-    header = bs.StreamHeader(width=256, height=256, fps=Fraction(25), frame_count=10,
-                             model_name="m", weights_hash=bytes(8), num_kp=10,
-                             motion_stride=3)
-    assert Decoder(model, device="cpu", inbetween="interpolator").inbetween_method(header) \
+    header = bs.StreamHeader(
+        width=256,
+        height=256,
+        fps=Fraction(25),
+        frame_count=10,
+        model_name="m",
+        weights_hash=bytes(8),
+        num_kp=10,
+        motion_stride=3,
+    )
+    assert (
+        Decoder(model, device="cpu", inbetween="interpolator").inbetween_method(header)
         == "keypoints"
+    )
     assert Decoder(model, device="cpu", fill=False).inbetween_method(header) is None
     with pytest.raises(ValueError):
         Decoder(model, device="cpu", inbetween="magic")
@@ -145,34 +167,54 @@ def test_load_overlapping_copies_leading_channels() -> None:
         load_overlapping(full, {})
 
 
-def test_cli_interpolate_doubles_the_frame_rate(make_clip, tmp_path: Path,
-                                                interpolator_file: Path) -> None:
+def test_cli_interpolate_doubles_the_frame_rate(
+    make_clip, tmp_path: Path, interpolator_file: Path
+) -> None:
     clip = make_clip(frames=6, size=(96, 64), fps=10)
     out = tmp_path / "double.mp4"
-    result = CliRunner().invoke(main, ["interpolate", str(clip), "-o", str(out),
-                                       "--interpolator", str(interpolator_file), "--quiet"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "interpolate",
+            str(clip),
+            "-o",
+            str(out),
+            "--interpolator",
+            str(interpolator_file),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     info = probe_video(out)
     assert (info.width, info.height, info.fps) == (96, 64, Fraction(20))
     assert len(list(read_frames(out, 32))) == 12
 
 
-def test_cli_interpolate_fails_cleanly(not_a_video: Path, tmp_path: Path,
-                                       interpolator_file: Path) -> None:
+def test_cli_interpolate_fails_cleanly(
+    not_a_video: Path, tmp_path: Path, interpolator_file: Path
+) -> None:
     out = tmp_path / "out.mp4"
-    for args in (["interpolate", str(not_a_video), "-o", str(out)],
-                 ["interpolate", str(tmp_path / "missing.mp4"), "-o", str(out)],
-                 ["interpolate", str(not_a_video), "-o", str(out), "--interpolator",
-                  str(tmp_path / "nope.safetensors")]):
+    for args in (
+        ["interpolate", str(not_a_video), "-o", str(out)],
+        ["interpolate", str(tmp_path / "missing.mp4"), "-o", str(out)],
+        [
+            "interpolate",
+            str(not_a_video),
+            "-o",
+            str(out),
+            "--interpolator",
+            str(tmp_path / "nope.safetensors"),
+        ],
+    ):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 1, result.output
         assert "Traceback" not in result.output and "error" in result.output
     assert not out.exists()
 
 
-def test_cli_encode_stride_two_then_decode_with_and_without_filling(make_clip, tmp_path: Path,
-                                                                    interpolator_file: Path
-                                                                    ) -> None:
+def test_cli_encode_stride_two_then_decode_with_and_without_filling(
+    make_clip, tmp_path: Path, interpolator_file: Path
+) -> None:
     from fomcodec.zoo import build_model, get_config, save_weights
 
     torch.manual_seed(0)
@@ -180,16 +222,35 @@ def test_cli_encode_stride_two_then_decode_with_and_without_filling(make_clip, t
     clip = make_clip(frames=9)
     stream = tmp_path / "clip.fomc"
     runner = CliRunner()
-    result = runner.invoke(main, ["encode", str(clip), "-o", str(stream), "--model", str(weights),
-                                  "--motion-stride", "2", "--quiet"])
+    result = runner.invoke(
+        main,
+        [
+            "encode",
+            str(clip),
+            "-o",
+            str(stream),
+            "--model",
+            str(weights),
+            "--motion-stride",
+            "2",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert bs.load(stream).header.motion_stride == 2
-    for options, fps, count in ((["--no-interpolate"], Fraction(25, 2), 5),
-                                (["--inbetween", "interpolator", "--interpolator",
-                                  str(interpolator_file)], Fraction(25), 9)):
+    for options, fps, count in (
+        (["--no-interpolate"], Fraction(25, 2), 5),
+        (
+            ["--inbetween", "interpolator", "--interpolator", str(interpolator_file)],
+            Fraction(25),
+            9,
+        ),
+    ):
         out = tmp_path / f"out{count}.mp4"
-        result = runner.invoke(main, ["decode", str(stream), "-o", str(out), "--model",
-                                      str(weights), "--quiet", *options])
+        result = runner.invoke(
+            main,
+            ["decode", str(stream), "-o", str(out), "--model", str(weights), "--quiet", *options],
+        )
         assert result.exit_code == 0, result.output
         assert probe_video(out).fps == fps
         assert len(list(read_frames(out, 32))) == count

@@ -51,8 +51,7 @@ class TestSmoke:
         assert out.shape == (48, 80, 3) and out.dtype == np.uint8
         assert out.flags.writeable
 
-    def test_default_is_av1_the_avif_image_without_its_container(self, image: np.ndarray
-                                                                   ) -> None:
+    def test_default_is_av1_the_avif_image_without_its_container(self, image: np.ndarray) -> None:
         default, avif = encode_image(image), encode_image(image, "avif")
         assert default.codec == "av1" and b"ftyp" not in default.data
         assert len(avif.data) - len(default.data) == 260
@@ -147,8 +146,9 @@ class TestNumerics:
 class TestAvifContainer:
     @pytest.mark.parametrize("subsampling", ["4:2:0", "4:4:4"])
     @pytest.mark.parametrize("shape", [(1, 1), (17, 31), (96, 128)])
-    def test_strip_keeps_everything_rebuild_needs(self, shape: tuple[int, int],
-                                                  subsampling: str) -> None:
+    def test_strip_keeps_everything_rebuild_needs(
+        self, shape: tuple[int, int], subsampling: str
+    ) -> None:
         rgb = np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8)
         avif = encode_image(rgb, "avif", subsampling=subsampling).data
         stripped = avif_container.strip(avif)
@@ -162,8 +162,10 @@ class TestAvifContainer:
         assert avif_container.strip(encode_image(image, "png").data) is None
         assert avif_container.strip(b"") is None
 
-    @pytest.mark.parametrize("data,match", [(b"", "truncated"), (bytes(15), "truncated"),
-                                            (bytes(4) + bytes(11) + b"\x12", "0x0")])
+    @pytest.mark.parametrize(
+        "data,match",
+        [(b"", "truncated"), (bytes(15), "truncated"), (bytes(4) + bytes(11) + b"\x12", "0x0")],
+    )
     def test_rebuild_rejects_what_cannot_be_an_image(self, data: bytes, match: str) -> None:
         with pytest.raises(BitstreamError, match=match):
             avif_container.rebuild(data)

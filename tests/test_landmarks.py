@@ -12,8 +12,9 @@ from fomcodec.eval.landmarks import LANDMARK_COUNT, landmarks_available
 from fomcodec.eval.metrics import QualityMeter
 from fomcodec.media.sample_clip import public_domain_clip
 
-pytestmark = pytest.mark.skipif(not landmarks_available(),
-                                reason="MediaPipe Face Mesh not installed (landmarks extra)")
+pytestmark = pytest.mark.skipif(
+    not landmarks_available(), reason="MediaPipe Face Mesh not installed (landmarks extra)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +46,9 @@ def test_akd_is_zero_for_identical_frames_and_follows_a_shift(landmarker, portra
     from fomcodec.eval.landmarks import keypoint_distances
 
     shifted = np.roll(portrait, 6, axis=1)
-    distances = keypoint_distances(np.stack([portrait, portrait]),
-                                   np.stack([portrait, shifted]), landmarker)
+    distances = keypoint_distances(
+        np.stack([portrait, portrait]), np.stack([portrait, shifted]), landmarker
+    )
     assert distances[0] == 0
     assert 4 < distances[1] < 8  # the face moved 6 px
 
@@ -54,8 +56,7 @@ def test_akd_is_zero_for_identical_frames_and_follows_a_shift(landmarker, portra
 def test_quality_meter_reports_akd_over_frames_with_faces(portrait) -> None:
     blank = np.full_like(portrait, 128)
     with QualityMeter(akd=True) as meter:
-        meter.update(np.stack([portrait, blank]), np.stack([np.roll(portrait, 4, axis=0),
-                                                             blank]))
+        meter.update(np.stack([portrait, blank]), np.stack([np.roll(portrait, 4, axis=0), blank]))
         per_frame = meter.per_frame()["akd"]
         result = meter.result()
     assert math.isnan(per_frame[1])
@@ -66,11 +67,19 @@ def test_compare_curves_treat_lower_akd_as_better() -> None:
     from fomcodec.eval.compare import Measurement, bd_rate, curve
 
     def row(codec: str, kbps: float, akd: float) -> Measurement:
-        return Measurement("mean", codec, f"{kbps}", {}, 10, 1.0, kbps * 125, kbps * 125,
-                           {"akd": akd}, 0.0, 0.0)
+        return Measurement(
+            "mean", codec, f"{kbps}", {}, 10, 1.0, kbps * 125, kbps * 125, {"akd": akd}, 0.0, 0.0
+        )
 
-    rows = [row("av1", 2, 6.0), row("av1", 4, 4.0), row("av1", 8, 2.0), row("av1", 6, 5.0),
-            row("fomc", 1, 6.0), row("fomc", 2, 4.0), row("fomc", 4, 2.0)]
+    rows = [
+        row("av1", 2, 6.0),
+        row("av1", 4, 4.0),
+        row("av1", 8, 2.0),
+        row("av1", 6, 5.0),
+        row("fomc", 1, 6.0),
+        row("fomc", 2, 4.0),
+        row("fomc", 4, 2.0),
+    ]
     rates, values, _ = curve(rows, "av1", "akd")
     assert rates.tolist() == [2, 4, 8] and values.tolist() == [6.0, 4.0, 2.0]
     assert bd_rate(rows, "av1", "akd").value < -30  # half the bits for the same AKD

@@ -58,7 +58,7 @@ def test_streaming_equals_one_batch(frames: np.ndarray) -> None:
     whole = measure(frames, distorted)
     with QualityMeter() as meter:
         for start in range(0, len(frames), 4):
-            meter.update(frames[start:start + 4], distorted[start:start + 4])
+            meter.update(frames[start : start + 4], distorted[start : start + 4])
         per_frame = meter.per_frame()
         streamed = meter.result()
     assert meter.frames == len(frames) and len(per_frame["psnr-rgb"]) == len(frames)
@@ -66,11 +66,14 @@ def test_streaming_equals_one_batch(frames: np.ndarray) -> None:
         assert streamed[name] == pytest.approx(value, rel=1e-6), name
 
 
-@pytest.mark.parametrize("bad", [
-    np.zeros((2, 256, 256, 3), np.float32),
-    np.zeros((256, 256, 3), np.uint8),
-    np.zeros((3, 256, 256, 3), np.uint8),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((2, 256, 256, 3), np.float32),
+        np.zeros((256, 256, 3), np.uint8),
+        np.zeros((3, 256, 256, 3), np.uint8),
+    ],
+)
 def test_wrong_input_raises(frames: np.ndarray, bad: np.ndarray) -> None:
     with pytest.raises(ValueError):
         metrics.psnr_rgb(frames[:2], bad)

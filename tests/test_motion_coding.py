@@ -47,10 +47,10 @@ def test_any_stream_round_trips_with_range_coding(stream: bs.Bitstream) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(1, 30), st.integers(1, 6), st.sampled_from([1, 2]), st.integers(1, 8),
-       st.data())
+@given(st.integers(1, 30), st.integers(1, 6), st.sampled_from([1, 2]), st.integers(1, 8), st.data())
 def test_residual_coder_is_lossless_for_every_order_and_rate(
-        frames: int, k: int, order: int, shift: int, data: st.DataObject) -> None:
+    frames: int, k: int, order: int, shift: int, data: st.DataObject
+) -> None:
     channels = data.draw(hnp.arrays(np.int16, (frames, 6 * k)))
     rest = rest_position(6 * k, k, 1000)
     payload = encode_residuals(channels, k, rest, order, shift)
@@ -85,14 +85,16 @@ def test_in_frame_prediction_pays_for_shared_motion() -> None:
     together = np.repeat(shared, 10, axis=1).reshape(200, 20).astype(np.int16)
     apart = np.cumsum(rng.integers(-20, 21, (200, 20)), axis=0).astype(np.int16)
     rest = rest_position(20, 10, 1000)
-    assert len(encode_residuals(together, 10, rest)) < 0.3 * len(encode_residuals(apart, 10,
-                                                                                      rest))
+    assert len(encode_residuals(together, 10, rest)) < 0.3 * len(encode_residuals(apart, 10, rest))
 
 
 def test_groups_hold_each_keypoints_values_then_jacobian() -> None:
     groups = keypoint_groups(18, 3)
-    assert [g.tolist() for g in groups] == [[0, 1, 6, 7, 8, 9], [2, 3, 10, 11, 12, 13],
-                                            [4, 5, 14, 15, 16, 17]]
+    assert [g.tolist() for g in groups] == [
+        [0, 1, 6, 7, 8, 9],
+        [2, 3, 10, 11, 12, 13],
+        [4, 5, 14, 15, 16, 17],
+    ]
     with pytest.raises(ValueError, match="do not fit"):
         keypoint_groups(7, 3)
 
@@ -101,11 +103,16 @@ def test_malformed_payloads_are_bitstream_errors() -> None:
     stream = ranged(make_stream(frame_count=30, k=4))
     chunks = split_chunks(bs.pack(stream))
     payload = chunks[2][1]
-    cases = {b"": "not params", payload[:-1]: "not params", b"\x07" + payload[1:]: "coder id",
-             payload[:1] + b"\x03" + payload[2:]: "parameters",
-             payload[:3]: "no coded data", payload + b"\x01\x02\x03\x04": "corrupt",
-             payload[:-4]: "corrupt",
-             payload[:20] + bytes([payload[20] ^ 4]) + payload[21:]: "corrupt"}
+    cases = {
+        b"": "not params",
+        payload[:-1]: "not params",
+        b"\x07" + payload[1:]: "coder id",
+        payload[:1] + b"\x03" + payload[2:]: "parameters",
+        payload[:3]: "no coded data",
+        payload + b"\x01\x02\x03\x04": "corrupt",
+        payload[:-4]: "corrupt",
+        payload[:20] + bytes([payload[20] ^ 4]) + payload[21:]: "corrupt",
+    }
     for bad, message in cases.items():
         with pytest.raises(BitstreamError, match=message):
             bs.unpack(join_chunks([*chunks[:2], (b"MOTA", bad), chunks[3]]))
@@ -122,11 +129,15 @@ def fuzz_base() -> list[tuple[bytes, bytes]]:
     return split_chunks(bs.pack(ranged(make_stream(frame_count=24, k=5))))
 
 
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(st.data())
 def test_fuzzed_motion_payloads_decode_or_raise_bitstream_error(
-        fuzz_base: list[tuple[bytes, bytes]], data: st.DataObject) -> None:
+    fuzz_base: list[tuple[bytes, bytes]], data: st.DataObject
+) -> None:
     """Mutated MOTA payloads behind a valid CRC (so they reach the range decoder): each one
     decodes to motion of the declared shape or raises BitstreamError, never anything else."""
     payload = bytearray(fuzz_base[2][1])
@@ -136,16 +147,15 @@ def test_fuzzed_motion_payloads_decode_or_raise_bitstream_error(
             position = data.draw(st.integers(0, len(payload) - 1))
             payload[position] ^= data.draw(st.integers(1, 255))
     elif mutation == "truncate":
-        payload = payload[:data.draw(st.integers(0, len(payload) - 1))]
+        payload = payload[: data.draw(st.integers(0, len(payload) - 1))]
     elif mutation == "extend":
         payload += data.draw(st.binary(min_size=1, max_size=64))
     else:
         start = data.draw(st.integers(0, len(payload)))
-        payload[start:start + data.draw(st.integers(0, 16))] = data.draw(st.binary(max_size=16))
+        payload[start : start + data.draw(st.integers(0, 16))] = data.draw(st.binary(max_size=16))
     stream = None
     with contextlib.suppress(BitstreamError):
-        stream = bs.unpack(join_chunks([*fuzz_base[:2], (b"MOTA", bytes(payload)),
-                                        fuzz_base[3]]))
+        stream = bs.unpack(join_chunks([*fuzz_base[:2], (b"MOTA", bytes(payload)), fuzz_base[3]]))
     if stream is not None:
         assert stream.motion.values.shape == (24, 5, 2)
         assert stream.motion.jacobians.shape == (24, 5, 2, 2)
@@ -162,12 +172,13 @@ def test_encoder_writes_range_coding_by_default() -> None:
     stream = Encoder(model, device="cpu").encode_frames(iter(frames), Fraction(25))
     assert stream.motion_coding == "range" and bs.pack(stream)[4] == 2
     assert stream.header.quantization == bs.DEFAULT_QUANTIZATION["range"]
-    seed = Encoder(model, device="cpu", motion_coding="lzma2").encode_frames(iter(frames),
-                                                                            Fraction(25))
+    seed = Encoder(model, device="cpu", motion_coding="lzma2").encode_frames(
+        iter(frames), Fraction(25)
+    )
     assert seed.header.quantization == bs.DEFAULT_QUANTIZATION["lzma2"] and bs.pack(seed)[4] == 1
     no_jacobians = Encoder(model, device="cpu", jacobians=False).encode_frames(
-        iter(frames), Fraction(25))
+        iter(frames), Fraction(25)
+    )
     assert not no_jacobians.header.has_jacobians
-    smooth = Encoder(model, device="cpu", smoothing=1.0).encode_frames(iter(frames),
-                                                                       Fraction(25))
+    smooth = Encoder(model, device="cpu", smoothing=1.0).encode_frames(iter(frames), Fraction(25))
     np.testing.assert_array_equal(smooth.motion.values[0], 0)

@@ -92,7 +92,8 @@ def test_skip_merges_start_as_the_network_without_skips() -> None:
 def test_flow_loss_is_zero_for_the_exact_warp_and_grows_with_error() -> None:
     torch.manual_seed(0)
     teacher = make_coordinate_grid(256, 256, centred=True).unsqueeze(0) + 0.02 * torch.randn(
-        1, 1, 1, 2)
+        1, 1, 1, 2
+    )
     exact = resize_deformation(teacher, 64, 64, centred=True)  # a 64x64 motion, as FOMM's
     assert flow_loss(exact, teacher).item() < 1e-6
     losses = [flow_loss(exact + offset, teacher).item() for offset in (0.01, 0.02, 0.05)]
@@ -108,8 +109,9 @@ def test_dis_teacher_recovers_a_known_shift() -> None:
     dx = ((grid - identity)[0, 64:192, 64:192, 0] * 128).median().item()
     assert abs(dx - (-3.0)) < 0.25
     warped = F.grid_sample(frames, grid, align_corners=False)
-    assert (warped - shifted)[..., 64:192, 64:192].abs().mean() < (
-        frames - shifted)[..., 64:192, 64:192].abs().mean() / 4
+    assert (warped - shifted)[..., 64:192, 64:192].abs().mean() < (frames - shifted)[
+        ..., 64:192, 64:192
+    ].abs().mean() / 4
 
 
 @pytest.mark.parametrize("scale", [1.0, None])
@@ -121,16 +123,33 @@ def test_refinement_never_makes_a_frame_worse(warp_model, scale) -> None:
         kp_source = warp_model.kp_detector(source)
         kp = warp_model.kp_detector(frames)
     motion = relative_motion(kp, kp[0]) if scale is not None else kp
-    _, start = refine_motion(warp_model, source, kp_source, motion, frames, 0, quantization=params,
-                             scale=scale)
-    refined, error = refine_motion(warp_model, source, kp_source, motion, frames, 6,
-                                   learning_rate=5e-3, quantization=params, scale=scale)
+    _, start = refine_motion(
+        warp_model, source, kp_source, motion, frames, 0, quantization=params, scale=scale
+    )
+    refined, error = refine_motion(
+        warp_model,
+        source,
+        kp_source,
+        motion,
+        frames,
+        6,
+        learning_rate=5e-3,
+        quantization=params,
+        scale=scale,
+    )
     assert torch.all(error <= start)
     assert error.sum() < start.sum()  # and it does improve something
     values = refined.value.numpy() * params.value_scale  # what it returns is what is sent
     np.testing.assert_allclose(values, np.rint(values), atol=1e-3)
     with torch.no_grad():
-        again = reconstruction_error(warp_model, source, warp_model.generator.encode_source(source),
-                                     kp_source, refined, frames, scale)
+        again = reconstruction_error(
+            warp_model,
+            source,
+            warp_model.generator.encode_source(source),
+            kp_source,
+            refined,
+            frames,
+            scale,
+        )
     torch.testing.assert_close(again, error)
     assert all(p.requires_grad for p in warp_model.parameters())

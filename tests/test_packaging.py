@@ -17,8 +17,22 @@ REPO = Path(__file__).resolve().parents[1]
 def unpacked_wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(REPO)], capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if build.returncode != 0:
         pytest.skip(f"pip wheel failed here: {build.stderr.strip()[-300:]}")
     wheel = next(out.glob("fomcodec-*.whl"))
@@ -30,22 +44,34 @@ def unpacked_wheel(tmp_path_factory) -> Path:
 
 def test_wheel_carries_the_shipped_models(unpacked_wheel: Path) -> None:
     files = unpacked_wheel / "fomcodec" / "model_files"
-    shipped = {p.relative_to(REPO / "models").as_posix() for p in (REPO / "models").rglob("*")
-               if p.suffix in (".yaml", ".safetensors", ".json")}
+    shipped = {
+        p.relative_to(REPO / "models").as_posix()
+        for p in (REPO / "models").rglob("*")
+        if p.suffix in (".yaml", ".safetensors", ".json")
+    }
     assert shipped and all((files / name).is_file() for name in shipped)
 
 
-def test_installed_package_finds_its_models_from_any_folder(unpacked_wheel: Path,
-                                                              tmp_path: Path) -> None:
-    script = ("import fomcodec, fomcodec.zoo as zoo\n"
-              "from fomcodec.zoo import get_interpolator_config\n"
-              "model = fomcodec.load_model()\n"
-              "print(fomcodec.__file__, zoo.shipped_models_dir(), model.model_name,\n"
-              "      zoo.DEFAULT_MODEL, get_interpolator_config('ffi-fast').name)\n")
+def test_installed_package_finds_its_models_from_any_folder(
+    unpacked_wheel: Path, tmp_path: Path
+) -> None:
+    script = (
+        "import fomcodec, fomcodec.zoo as zoo\n"
+        "from fomcodec.zoo import get_interpolator_config\n"
+        "model = fomcodec.load_model()\n"
+        "print(fomcodec.__file__, zoo.shipped_models_dir(), model.model_name,\n"
+        "      zoo.DEFAULT_MODEL, get_interpolator_config('ffi-fast').name)\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(unpacked_wheel)}
     env.pop("FOMC_MODELS_DIR", None)
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     module, folder, model, default, interpolator = result.stdout.split()
     assert Path(module).is_relative_to(unpacked_wheel)

@@ -54,8 +54,14 @@ def detector() -> CountingDetector:
 @pytest.fixture(scope="module")
 def prepared(raw_dir, tmp_path_factory, detector):
     out = tmp_path_factory.mktemp("prepared") / "set"
-    result = prepare_dataset(raw_dir, out, people={"anna_1.mp4": "anna", "bob_1": "bob"},
-                             validation_fraction=0.5, detector=detector, notify=None)
+    result = prepare_dataset(
+        raw_dir,
+        out,
+        people={"anna_1.mp4": "anna", "bob_1": "bob"},
+        validation_fraction=0.5,
+        detector=detector,
+        notify=None,
+    )
     return out, result
 
 
@@ -97,8 +103,14 @@ def test_prepare_resumes_without_redoing_clips(prepared, raw_dir, detector):
     out, _ = prepared
     before = {p.name: p.stat().st_mtime_ns for p in (out / "clips").iterdir()}
     calls = detector.calls
-    again = prepare_dataset(raw_dir, out, people={"anna_1.mp4": "anna", "bob_1": "bob"},
-                            validation_fraction=0.5, detector=detector, notify=None)
+    again = prepare_dataset(
+        raw_dir,
+        out,
+        people={"anna_1.mp4": "anna", "bob_1": "bob"},
+        validation_fraction=0.5,
+        detector=detector,
+        notify=None,
+    )
     assert again.prepared == [] and sorted(again.reused) == ["anna_1.mp4", "bob_1.mp4"]
     assert detector.calls == calls
     assert {p.name: p.stat().st_mtime_ns for p in (out / "clips").iterdir()} == before
@@ -133,8 +145,9 @@ def test_clip_without_a_face_is_listed_as_failed(raw_dir, tmp_path):
 
     write_clip(folder / "wall.mp4", list(frames))
     messages: list[str] = []
-    result = prepare_dataset(folder, tmp_path / "set", detector=HaarCascadeDetector(),
-                             notify=messages.append)
+    result = prepare_dataset(
+        folder, tmp_path / "set", detector=HaarCascadeDetector(), notify=messages.append
+    )
     assert result.prepared == ["anna_1.mp4"] and list(result.failed) == ["wall.mp4"]
     assert "no face found" in result.failed["wall.mp4"]
     manifest = json.loads((tmp_path / "set" / "manifest.json").read_text())
@@ -145,14 +158,20 @@ def test_clip_without_a_face_is_listed_as_failed(raw_dir, tmp_path):
 def test_explicit_split_file(raw_dir, tmp_path):
     split_file = tmp_path / "split.json"
     split_file.write_text(json.dumps({"train": ["anna_1.mp4"], "validation": []}))
-    result = prepare_dataset(raw_dir, tmp_path / "set", split=split_file,
-                             detector=HaarCascadeDetector(), notify=None)
+    result = prepare_dataset(
+        raw_dir, tmp_path / "set", split=split_file, detector=HaarCascadeDetector(), notify=None
+    )
     assert result.train == ["anna_1.mp4"] and result.validation == []
     mixed = tmp_path / "mixed.json"
     mixed.write_text(json.dumps({"train": ["anna_1.mp4"], "validation": ["bob_1.mp4"]}))
     with pytest.raises(InputError, match="both training and validation"):
-        prepare_dataset(raw_dir, tmp_path / "other", split=mixed,
-                        people={"anna_1.mp4": "x", "bob_1.mp4": "x"}, notify=None)
+        prepare_dataset(
+            raw_dir,
+            tmp_path / "other",
+            split=mixed,
+            people={"anna_1.mp4": "x", "bob_1.mp4": "x"},
+            notify=None,
+        )
 
 
 def test_prepare_command(raw_dir, tmp_path, monkeypatch):
@@ -176,8 +195,10 @@ def test_prepare_command(raw_dir, tmp_path, monkeypatch):
 
 
 def test_split_by_person_keeps_people_together():
-    people = {f"clip{i}.mp4": person for i, person in enumerate(
-        ["a", "a", "a", "b", "c", "c", "d", "e", "f", "g"])}
+    people = {
+        f"clip{i}.mp4": person
+        for i, person in enumerate(["a", "a", "a", "b", "c", "c", "d", "e", "f", "g"])
+    }
     split = split_by_person(people, 0.3)
     for person in set(people.values()):
         sides = {split[c] for c, p in people.items() if p == person}
@@ -197,11 +218,15 @@ def test_split_by_person_edge_cases():
 
 def test_shared_data_people_file():
     people = load_people(PEOPLE_FILE)
-    assert people["OpenTalker+SadTalker__WDA_AlexandriaOcasioCortez_000.mp4"] == \
-        people["OpenTalker+video-retalking__face_3.mp4"] == \
-        people["tencent-ailab+V-Express__short_case_AOC_gt.mp4"]
-    assert people["Hangz-nju-cuhk+Talking-Face_PC-AVS__Audio_Source_00104.mp4"] == \
-        people["Hangz-nju-cuhk+Talking-Face_PC-AVS__Pose_Source_741400163.mp4"]
+    assert (
+        people["OpenTalker+SadTalker__WDA_AlexandriaOcasioCortez_000.mp4"]
+        == people["OpenTalker+video-retalking__face_3.mp4"]
+        == people["tencent-ailab+V-Express__short_case_AOC_gt.mp4"]
+    )
+    assert (
+        people["Hangz-nju-cuhk+Talking-Face_PC-AVS__Audio_Source_00104.mp4"]
+        == people["Hangz-nju-cuhk+Talking-Face_PC-AVS__Pose_Source_741400163.mp4"]
+    )
     # The training split in use keeps every validation person out of training.
     split = load_split(REPO_ROOT / "models" / "splits" / "shared-data-v1.json")
     train = {people[c] for c in split["train"]}

@@ -32,17 +32,31 @@ def test_side_by_side_and_strip_layout() -> None:
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
     torch.manual_seed(0)
-    return save_weights(build_model(get_config("tiny-256")),
-                        tmp_path_factory.mktemp("preview") / "tiny.safetensors")
+    return save_weights(
+        build_model(get_config("tiny-256")), tmp_path_factory.mktemp("preview") / "tiny.safetensors"
+    )
 
 
-def test_cli_preview_writes_a_looping_gif_and_a_strip(make_clip, tmp_path: Path,
-                                                      weights: Path) -> None:
+def test_cli_preview_writes_a_looping_gif_and_a_strip(
+    make_clip, tmp_path: Path, weights: Path
+) -> None:
     clip = make_clip(frames=6)
     gif, strip = tmp_path / "p.gif", tmp_path / "strip.png"
-    result = CliRunner().invoke(main, ["preview", str(clip), "-o", str(gif), "--model",
-                                       str(weights), "--strip", str(strip), "--strip-frames",
-                                       "3"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "preview",
+            str(clip),
+            "-o",
+            str(gif),
+            "--model",
+            str(weights),
+            "--strip",
+            str(strip),
+            "--strip-frames",
+            "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "PSNR" in result.stderr
     with Image.open(gif) as image:
@@ -52,12 +66,15 @@ def test_cli_preview_writes_a_looping_gif_and_a_strip(make_clip, tmp_path: Path,
         assert image.size == (3 * 256 + 2 * 4, 2 * 256 + 4)
 
 
-def test_cli_preview_fails_cleanly(not_a_video: Path, make_clip, tmp_path: Path,
-                                   weights: Path) -> None:
+def test_cli_preview_fails_cleanly(
+    not_a_video: Path, make_clip, tmp_path: Path, weights: Path
+) -> None:
     clip = make_clip(frames=3)
-    for args in (["preview", str(not_a_video), "-o", str(tmp_path / "a.gif")],
-                 ["preview", str(clip), "-o", str(tmp_path / "a.txt"), "--model", str(weights)],
-                 ["preview", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "a.gif")]):
+    for args in (
+        ["preview", str(not_a_video), "-o", str(tmp_path / "a.gif")],
+        ["preview", str(clip), "-o", str(tmp_path / "a.txt"), "--model", str(weights)],
+        ["preview", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "a.gif")],
+    ):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 1, result.output
         assert result.stderr.startswith("fomc: error:") and "Traceback" not in result.output

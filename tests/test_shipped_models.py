@@ -30,8 +30,9 @@ def test_sample_clip_is_a_moving_256_square(clip: np.ndarray) -> None:
 def test_default_model_beats_repeating_the_first_frame(clip: np.ndarray) -> None:
     encoder = fomcodec.Encoder(device="cpu")
     stream = encoder.encode_frames(iter(clip), Fraction(FPS))
-    decoded = np.concatenate(list(fomcodec.Decoder(encoder.model, device="cpu")
-                                  .decode_stream(stream)))
+    decoded = np.concatenate(
+        list(fomcodec.Decoder(encoder.model, device="cpu").decode_stream(stream))
+    )
     repeated = np.repeat(clip[:1], len(clip) - 1, axis=0)
     ours = psnr_rgb(clip[1:], decoded[1:]).mean()
     assert ours > psnr_rgb(clip[1:], repeated).mean() + 1.0

@@ -24,8 +24,9 @@ def test_random_tps_jacobian_matches_finite_differences() -> None:
     for axis in range(2):
         step = torch.zeros_like(points)
         step[..., axis] = eps
-        numeric = (transform.warp_coordinates(points + step)
-                   - transform.warp_coordinates(points - step)) / (2 * eps)
+        numeric = (
+            transform.warp_coordinates(points + step) - transform.warp_coordinates(points - step)
+        ) / (2 * eps)
         torch.testing.assert_close(jacobian[..., axis], numeric, atol=1e-6, rtol=1e-5)
 
 
@@ -42,8 +43,14 @@ def test_identity_transform_leaves_frames_and_points_unchanged() -> None:
 
 def _trainer(tmp_path: Path, **options) -> Trainer:
     clip = talking_head_frames(4, (256, 256))
-    config = TrainConfig(batch_size=2, log_every=100, validate_every=1000,
-                         checkpoint_every=1000, bf16=False, **options)
+    config = TrainConfig(
+        batch_size=2,
+        log_every=100,
+        validate_every=1000,
+        checkpoint_every=1000,
+        bf16=False,
+        **options,
+    )
     trainer = Trainer(get_config("tiny-256"), config, tmp_path / "run", [clip], [clip])
     trainer.sampler.augment = False
     return trainer
@@ -76,8 +83,14 @@ def test_runs_resume_from_checkpoints_and_start_from_weights(tmp_path: Path) -> 
         torch.testing.assert_close(resumed.model.state_dict()[key], value)
     weights = save_weights(trainer.model.eval(), tmp_path / "w.safetensors", half=False)
     clip = talking_head_frames(3, (256, 256))
-    fresh = Trainer(get_config("tiny-256"), TrainConfig(bf16=False), tmp_path / "other",
-                    [clip], [], init_weights=weights)
+    fresh = Trainer(
+        get_config("tiny-256"),
+        TrainConfig(bf16=False),
+        tmp_path / "other",
+        [clip],
+        [],
+        init_weights=weights,
+    )
     assert fresh.step == 0
     expected = load_model(weights).state_dict()
     for key, value in fresh.model.state_dict().items():
@@ -86,16 +99,21 @@ def test_runs_resume_from_checkpoints_and_start_from_weights(tmp_path: Path) -> 
 
 def test_adversarial_training_updates_and_resumes_the_discriminator(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    options = {"weight_adversarial": 1.0, "weight_feature_matching": 10.0,
-               "discriminator_block_expansion": 8, "discriminator_scales": [1.0, 0.5]}
+    options = {
+        "weight_adversarial": 1.0,
+        "weight_feature_matching": 10.0,
+        "discriminator_block_expansion": 8,
+        "discriminator_scales": [1.0, 0.5],
+    }
     trainer = _trainer(tmp_path, **options)
     assert list(trainer.discriminator.discs) == ["1", "0-5"]
     before = {k: v.clone() for k, v in trainer.discriminator.state_dict().items()}
     record = trainer.train_step()
     assert {"gan", "feature_matching", "discriminator"} <= set(record)
     assert all(np.isfinite(v) for v in record.values())
-    changed = [k for k, v in trainer.discriminator.state_dict().items()
-               if not torch.equal(v, before[k])]
+    changed = [
+        k for k, v in trainer.discriminator.state_dict().items() if not torch.equal(v, before[k])
+    ]
     assert any(k.endswith("weight_orig") for k in changed)
     trainer.save_checkpoint()
     resumed = _trainer(tmp_path, **options)

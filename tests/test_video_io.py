@@ -366,8 +366,9 @@ def test_odd_frame_size(tmp_path: Path) -> None:
         writer.write(frames)
     info = probe_video(out)
     assert (info.width, info.height) == (65, 49)
-    with pytest.raises(ValueError, match="even"), VideoWriter(
-        tmp_path / "odd_mpeg4.mp4", 25, size=(65, 49), codec="mpeg4"
+    with (
+        pytest.raises(ValueError, match="even"),
+        VideoWriter(tmp_path / "odd_mpeg4.mp4", 25, size=(65, 49), codec="mpeg4"),
     ):
         pass
     assert list(tmp_path.iterdir()) == [out]

@@ -44,24 +44,42 @@ def fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
 @contextmanager
 def progress_bar(total: int | None, unit: str, enabled: bool) -> Iterator[Callable[[int], None]]:
     """A tqdm bar on stderr (hidden when stderr is not a terminal or ``enabled`` is False)."""
-    bar = tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False,
-               disable=None if enabled else True)
+    bar = tqdm(
+        total=total,
+        unit=unit,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        leave=False,
+        disable=None if enabled else True,
+    )
     try:
         yield bar.update
     finally:
         bar.close()
 
 
-model_option = click.option("--model", "model", default=None, metavar="NAME|PATH",
-                            help="Registered model name, .safetensors/.yaml path, or an official "
-                                 "FOMM checkpoint (.pth.tar). Default: fomc-small (encode), the "
-                                 "stream's model (decode).")
-config_option = click.option("--config", "config", default=None, metavar="NAME|YAML",
-                             help="Architecture for a checkpoint path (default vox-256).")
-device_option = click.option("--device", default="auto", show_default=True,
-                             help="auto, cpu, cuda or cuda:N.")
-overwrite_option = click.option("-y", "--overwrite", is_flag=True,
-                                help="Overwrite the output file if it exists.")
+model_option = click.option(
+    "--model",
+    "model",
+    default=None,
+    metavar="NAME|PATH",
+    help="Registered model name, .safetensors/.yaml path, or an official "
+    "FOMM checkpoint (.pth.tar). Default: fomc-small (encode), the "
+    "stream's model (decode).",
+)
+config_option = click.option(
+    "--config",
+    "config",
+    default=None,
+    metavar="NAME|YAML",
+    help="Architecture for a checkpoint path (default vox-256).",
+)
+device_option = click.option(
+    "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
+)
+overwrite_option = click.option(
+    "-y", "--overwrite", is_flag=True, help="Overwrite the output file if it exists."
+)
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 #: fomcodec.codec.image_codec.CODECS, spelled out so that the CLI starts without Pillow and numpy
 IMAGE_CODECS = ("av1", "avif", "webp", "jpeg", "png")
@@ -69,9 +87,13 @@ IMAGE_CODECS = ("av1", "avif", "webp", "jpeg", "png")
 
 def image_codec_option(help_suffix: str = "") -> Callable[[Any], Any]:
     """``--image-codec``: how the source image is coded (default: the codec's own, av1)."""
-    return click.option("--image-codec", type=click.Choice(IMAGE_CODECS), default=None,
-                        help=f"How the source image is coded (default: av1, which is AVIF "
-                             f"without its 260-byte container){help_suffix}.")
+    return click.option(
+        "--image-codec",
+        type=click.Choice(IMAGE_CODECS),
+        default=None,
+        help=f"How the source image is coded (default: av1, which is AVIF "
+        f"without its 260-byte container){help_suffix}.",
+    )
 
 
 def load_model_option(model: str | None, config: str | None, device: str):
@@ -93,18 +115,32 @@ def video_output_options(default_crf: int | None = None) -> Callable[[Any], Any]
     """``--lossless``, ``--crf``, ``--codec`` and ``--pix-fmt`` of commands that write video
     (the container still follows the output's extension). ``--crf`` is None unless given;
     ``default_crf`` is what the command then uses, for the help text."""
-    crf_help = ("x264 quality: 0 lossless .. 51 worst "
-                f"(default {default_crf if default_crf is not None else 18}).")
+    crf_help = (
+        "x264 quality: 0 lossless .. 51 worst "
+        f"(default {default_crf if default_crf is not None else 18})."
+    )
     options = [
-        click.option("--lossless", is_flag=True,
-                     help="Exact RGB (libx264rgb, else FFV1): what the decoder made, unchanged. "
-                          "Plays in ffmpeg/ffplay, mpv and VLC; browsers and most phones "
-                          "show only yuv420p H.264."),
+        click.option(
+            "--lossless",
+            is_flag=True,
+            help="Exact RGB (libx264rgb, else FFV1): what the decoder made, unchanged. "
+            "Plays in ffmpeg/ffplay, mpv and VLC; browsers and most phones "
+            "show only yuv420p H.264.",
+        ),
         click.option("--crf", type=click.IntRange(0, 51), default=None, help=crf_help),
-        click.option("--codec", "video_codec", type=click.Choice(VIDEO_CODECS), default=None,
-                     help="Video encoder (default: libx264; with --lossless libx264rgb)."),
-        click.option("--pix-fmt", type=click.Choice(PIXEL_FORMATS), default=None,
-                     help="Pixel format (default: the encoder's, yuv420p for libx264)."),
+        click.option(
+            "--codec",
+            "video_codec",
+            type=click.Choice(VIDEO_CODECS),
+            default=None,
+            help="Video encoder (default: libx264; with --lossless libx264rgb).",
+        ),
+        click.option(
+            "--pix-fmt",
+            type=click.Choice(PIXEL_FORMATS),
+            default=None,
+            help="Pixel format (default: the encoder's, yuv420p for libx264).",
+        ),
     ]
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -115,8 +151,7 @@ def video_output_options(default_crf: int | None = None) -> Callable[[Any], Any]
     return decorate
 
 
-def video_output(lossless: bool, crf: int | None, video_codec: str | None,
-                 pix_fmt: str | None):
+def video_output(lossless: bool, crf: int | None, video_codec: str | None, pix_fmt: str | None):
     """The :class:`~fomcodec.media.video_io.VideoOutput` of those options (a usage error if they
     contradict each other)."""
     from fomcodec.media.video_io import VideoOutput

@@ -39,9 +39,13 @@ def _default_output(src: str, suffix: str) -> Path:
 
 
 crop_option = click.option(
-    "--crop", "crop", default=None, metavar="centre|auto|X,Y,SIZE",
+    "--crop",
+    "crop",
+    default=None,
+    metavar="centre|auto|X,Y,SIZE",
     help="Square crop: the centre square (default), auto (face detection), or a box in source "
-         "pixels.")
+    "pixels.",
+)
 
 
 def _is_auto(value: str | None) -> bool:
@@ -77,49 +81,109 @@ def main() -> None:
 
 @main.command()
 @click.argument("src", type=click.Path(dir_okay=False, path_type=str))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str),
-              help="Output .fomc file (default: the input's name with .fomc, here).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Output .fomc file (default: the input's name with .fomc, here).",
+)
 @model_option
 @config_option
 @device_option
 @overwrite_option
-@click.option("-q", "--quality", type=click.IntRange(0, 100), default=None,
-              help="Source image quality, higher is better (default: the image codec's).")
+@click.option(
+    "-q",
+    "--quality",
+    type=click.IntRange(0, 100),
+    default=None,
+    help="Source image quality, higher is better (default: the image codec's).",
+)
 @image_codec_option()
 @crop_option
-@click.option("--motion-coding", type=click.Choice(bs.MOTION_CODINGS),
-              default=bs.DEFAULT_MOTION_CODING, show_default=True,
-              help="range: prediction + adaptive range coding; lzma2: the seed's layout.")
-@click.option("--value-scale", type=click.IntRange(1), default=None,
-              help="Keypoint quantisation factor, the rate knob (default: the coding's, "
-                   "250 for range, 10000 for lzma2).")
-@click.option("--jacobian-scale", type=click.IntRange(1), default=None,
-              help="Jacobian quantisation factor (default: 10 for range, 1000 for lzma2).")
+@click.option(
+    "--motion-coding",
+    type=click.Choice(bs.MOTION_CODINGS),
+    default=bs.DEFAULT_MOTION_CODING,
+    show_default=True,
+    help="range: prediction + adaptive range coding; lzma2: the seed's layout.",
+)
+@click.option(
+    "--value-scale",
+    type=click.IntRange(1),
+    default=None,
+    help="Keypoint quantisation factor, the rate knob (default: the coding's, "
+    "250 for range, 10000 for lzma2).",
+)
+@click.option(
+    "--jacobian-scale",
+    type=click.IntRange(1),
+    default=None,
+    help="Jacobian quantisation factor (default: 10 for range, 1000 for lzma2).",
+)
 @click.option("--no-jacobians", is_flag=True, help="Send keypoint positions only.")
-@click.option("--smooth", "smoothing", type=click.FloatRange(0), default=0.0, show_default=True,
-              help="Gaussian smoothing of the motion over time (sigma in sent frames; "
-                   "fewer bits, less jitter; not with refining presets).")
-@click.option("--motion-stride", type=click.IntRange(1, 255), default=bs.DEFAULT_MOTION_STRIDE,
-              show_default=True,
-              help="Send keypoints for every N-th frame; the decoder fills in the rest.")
-@click.option("--absolute", is_flag=True, help="Send absolute keypoints instead of motion "
-                                               "relative to the first frame.")
+@click.option(
+    "--smooth",
+    "smoothing",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Gaussian smoothing of the motion over time (sigma in sent frames; "
+    "fewer bits, less jitter; not with refining presets).",
+)
+@click.option(
+    "--motion-stride",
+    type=click.IntRange(1, 255),
+    default=bs.DEFAULT_MOTION_STRIDE,
+    show_default=True,
+    help="Send keypoints for every N-th frame; the decoder fills in the rest.",
+)
+@click.option(
+    "--absolute",
+    is_flag=True,
+    help="Send absolute keypoints instead of motion relative to the first frame.",
+)
 @click.option("--adapt-scale", is_flag=True, help="Convex-hull movement-scale adaptation.")
-@click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET,
-              show_default=True,
-              help="Encode time against quality: 'medium' and 'slow' tune the sent motion "
-                   "through the decoder (8 / 40 steps a frame).")
-@click.option("--frames", "max_frames", type=click.IntRange(1), default=None,
-              help="Encode at most this many frames.")
+@click.option(
+    "--preset",
+    type=click.Choice(list(PRESETS)),
+    default=DEFAULT_PRESET,
+    show_default=True,
+    help="Encode time against quality: 'medium' and 'slow' tune the sent motion "
+    "through the decoder (8 / 40 steps a frame).",
+)
+@click.option(
+    "--frames",
+    "max_frames",
+    type=click.IntRange(1),
+    default=None,
+    help="Encode at most this many frames.",
+)
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
 @quiet_option
 @fail_cleanly
-def encode(src: str, output: str | None, model: str | None, config: str | None, device: str,
-           overwrite: bool, quality: int | None, image_codec: str | None, crop: str | None,
-           motion_coding: str, value_scale: int | None, jacobian_scale: int | None,
-           no_jacobians: bool, smoothing: float, motion_stride: int, absolute: bool,
-           adapt_scale: bool, preset: str, max_frames: int | None, batch_size: int,
-           quiet: bool) -> None:
+def encode(
+    src: str,
+    output: str | None,
+    model: str | None,
+    config: str | None,
+    device: str,
+    overwrite: bool,
+    quality: int | None,
+    image_codec: str | None,
+    crop: str | None,
+    motion_coding: str,
+    value_scale: int | None,
+    jacobian_scale: int | None,
+    no_jacobians: bool,
+    smoothing: float,
+    motion_stride: int,
+    absolute: bool,
+    adapt_scale: bool,
+    preset: str,
+    max_frames: int | None,
+    batch_size: int,
+    quiet: bool,
+) -> None:
     """Encode video SRC to a .fomc bitstream."""
     from fomcodec.codec import image_codec as images
     from fomcodec.codec.pipeline import Encoder
@@ -135,52 +199,99 @@ def encode(src: str, output: str | None, model: str | None, config: str | None, 
     codec = image_codec or images.DEFAULT_CODEC
     defaults = bs.DEFAULT_QUANTIZATION[motion_coding]
     encoder = Encoder(
-        load_model_option(model, config, device), device=device, batch_size=batch_size,
+        load_model_option(model, config, device),
+        device=device,
+        batch_size=batch_size,
         image_codec=codec,
         image_quality=images.DEFAULT_QUALITY if quality is None else quality,
-        quantization=QuantizationParams(value_scale or defaults.value_scale,
-                                        jacobian_scale or defaults.jacobian_scale),
-        relative=not absolute, adapt_scale=adapt_scale, motion_stride=motion_stride,
-        preset=preset, motion_coding=motion_coding, jacobians=not no_jacobians,
-        smoothing=smoothing)
+        quantization=QuantizationParams(
+            value_scale or defaults.value_scale, jacobian_scale or defaults.jacobian_scale
+        ),
+        relative=not absolute,
+        adapt_scale=adapt_scale,
+        motion_stride=motion_stride,
+        preset=preset,
+        motion_coding=motion_coding,
+        jacobians=not no_jacobians,
+        smoothing=smoothing,
+    )
     total = min(filter(None, [info.frame_count, max_frames]), default=None)
     with progress_bar(total, "frame", not quiet) as progress:
-        stats = encoder.encode_file(src, dst, crop=box, overwrite=overwrite,
-                                    max_frames=max_frames, progress=progress)
+        stats = encoder.encode_file(
+            src, dst, crop=box, overwrite=overwrite, max_frames=max_frames, progress=progress
+        )
     if stats.clipped:
-        click.echo(f"fomc: warning: {stats.clipped} motion values exceeded the int16 range and "
-                   "were clipped; lower --value-scale/--jacobian-scale", err=True)
+        click.echo(
+            f"fomc: warning: {stats.clipped} motion values exceeded the int16 range and "
+            "were clipped; lower --value-scale/--jacobian-scale",
+            err=True,
+        )
     if not quiet:
         click.echo(f"{stats.summary()} -> {dst}", err=True)
 
 
 @main.command()
 @click.argument("src", type=click.Path(dir_okay=False, path_type=str))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str),
-              help="Output video file, .mp4/.mov/.mkv (default: the input's name with .mp4).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Output video file, .mp4/.mov/.mkv (default: the input's name with .mp4).",
+)
 @model_option
 @config_option
 @device_option
 @overwrite_option
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--bf16/--fp32", "bf16", default=None,
-              help="Generator precision (default: bf16 where the hardware supports it).")
-@click.option("--interpolate/--no-interpolate", "fill", default=True, show_default=True,
-              help="Fill the frames the encoder sent no motion for (--motion-stride), or "
-                   "output the sent frames only, at the lower frame rate.")
-@click.option("--inbetween", type=click.Choice(["interpolator", "keypoints"]), default=None,
-              help="How in-between frames are made: the facial frame interpolator, or the "
-                   "generator driven by the average of the neighbouring keypoints (default: "
-                   "the one measured better, see docs/interpolation.md).")
-@click.option("--interpolator", default=None, metavar="NAME|PATH",
-              help="Interpolator weights (default: ffi-fast).")
+@click.option(
+    "--bf16/--fp32",
+    "bf16",
+    default=None,
+    help="Generator precision (default: bf16 where the hardware supports it).",
+)
+@click.option(
+    "--interpolate/--no-interpolate",
+    "fill",
+    default=True,
+    show_default=True,
+    help="Fill the frames the encoder sent no motion for (--motion-stride), or "
+    "output the sent frames only, at the lower frame rate.",
+)
+@click.option(
+    "--inbetween",
+    type=click.Choice(["interpolator", "keypoints"]),
+    default=None,
+    help="How in-between frames are made: the facial frame interpolator, or the "
+    "generator driven by the average of the neighbouring keypoints (default: "
+    "the one measured better, see docs/interpolation.md).",
+)
+@click.option(
+    "--interpolator",
+    default=None,
+    metavar="NAME|PATH",
+    help="Interpolator weights (default: ffi-fast).",
+)
 @video_output_options()
 @quiet_option
 @fail_cleanly
-def decode(src: str, output: str | None, model: str | None, config: str | None, device: str,
-           overwrite: bool, batch_size: int, bf16: bool | None, fill: bool,
-           inbetween: str | None, interpolator: str | None, lossless: bool, crf: int | None,
-           video_codec: str | None, pix_fmt: str | None, quiet: bool) -> None:
+def decode(
+    src: str,
+    output: str | None,
+    model: str | None,
+    config: str | None,
+    device: str,
+    overwrite: bool,
+    batch_size: int,
+    bf16: bool | None,
+    fill: bool,
+    inbetween: str | None,
+    interpolator: str | None,
+    lossless: bool,
+    crf: int | None,
+    video_codec: str | None,
+    pix_fmt: str | None,
+    quiet: bool,
+) -> None:
     """Decode a .fomc bitstream SRC to a video file."""
     from fomcodec.codec.pipeline import Decoder
     from fomcodec.fileio import check_output_path
@@ -190,69 +301,141 @@ def decode(src: str, output: str | None, model: str | None, config: str | None, 
     check_output_path(dst, overwrite)
     stream = bs.load(src)  # read once; fail on a bad stream before loading any model
     header = stream.header
-    decoder = Decoder(load_model_option(model, config, device), device=device,
-                      batch_size=batch_size, bf16=bf16, fill=fill, inbetween=inbetween,
-                      interpolator=interpolator)
+    decoder = Decoder(
+        load_model_option(model, config, device),
+        device=device,
+        batch_size=batch_size,
+        bf16=bf16,
+        fill=fill,
+        inbetween=inbetween,
+        interpolator=interpolator,
+    )
     with progress_bar(decoder.output_frame_count(header), "frame", not quiet) as progress:
-        stats = decoder.decode_file(stream, dst, overwrite=overwrite, progress=progress,
-                                    output=written_as)
+        stats = decoder.decode_file(
+            stream, dst, overwrite=overwrite, progress=progress, output=written_as
+        )
     if not quiet:
         click.echo(f"{stats.summary()} -> {dst}", err=True)
 
 
 @main.command()
 @click.argument("src", type=click.Path(dir_okay=False, path_type=str))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="Looping GIF (.gif) or video (.mp4/.mov/.mkv) of original | decoded "
-                   "(default: the input's name with .preview.gif, here).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="Looping GIF (.gif) or video (.mp4/.mov/.mkv) of original | decoded "
+    "(default: the input's name with .preview.gif, here).",
+)
 @model_option
 @config_option
 @device_option
 @overwrite_option
 @crop_option
-@click.option("--frames", "max_frames", type=click.IntRange(1), default=100, show_default=True,
-              help="Frames to show.")
-@click.option("--strip", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="Also write a PNG strip of a few frames (originals above, decoded below).")
+@click.option(
+    "--frames",
+    "max_frames",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Frames to show.",
+)
+@click.option(
+    "--strip",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="Also write a PNG strip of a few frames (originals above, decoded below).",
+)
 @click.option("--strip-frames", type=click.IntRange(1, 32), default=6, show_default=True)
-@click.option("--motion-stride", type=click.IntRange(1, 255), default=bs.DEFAULT_MOTION_STRIDE,
-              show_default=True,
-              help="As for encode.")
+@click.option(
+    "--motion-stride",
+    type=click.IntRange(1, 255),
+    default=bs.DEFAULT_MOTION_STRIDE,
+    show_default=True,
+    help="As for encode.",
+)
 @quiet_option
 @fail_cleanly
-def preview(src: str, output: str | None, model: str | None, config: str | None, device: str,
-            overwrite: bool, crop: str | None, max_frames: int, strip: str | None,
-            strip_frames: int, motion_stride: int, quiet: bool) -> None:
+def preview(
+    src: str,
+    output: str | None,
+    model: str | None,
+    config: str | None,
+    device: str,
+    overwrite: bool,
+    crop: str | None,
+    max_frames: int,
+    strip: str | None,
+    strip_frames: int,
+    motion_stride: int,
+    quiet: bool,
+) -> None:
     """Encode and decode the start of video SRC and show original | decoded side by side."""
     from fomcodec.eval.preview import make_preview
 
     dst = Path(output) if output else Path(Path(src).stem + ".preview.gif")
     box = _crop_box(crop, src, device)
     with progress_bar(2 * max_frames, "frame", not quiet) as progress:
-        stats = make_preview(src, dst, load_model_option(model, config, device), device, box,
-                             max_frames, strip, strip_frames, overwrite,
-                             motion_stride=motion_stride, progress=progress)
+        stats = make_preview(
+            src,
+            dst,
+            load_model_option(model, config, device),
+            device,
+            box,
+            max_frames,
+            strip,
+            strip_frames,
+            overwrite,
+            motion_stride=motion_stride,
+            progress=progress,
+        )
     if not quiet:
         click.echo(f"{stats.summary()} -> {dst}" + (f", {strip}" if strip else ""), err=True)
 
 
 @main.command()
 @click.argument("src", type=click.Path(dir_okay=False, path_type=str))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), required=True,
-              help="Output video file (.mp4/.mov/.mkv) at twice the input's frame rate.")
-@click.option("--interpolator", default=None, metavar="NAME|PATH",
-              help="Interpolator weights (default: ffi-fast).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=str),
+    required=True,
+    help="Output video file (.mp4/.mov/.mkv) at twice the input's frame rate.",
+)
+@click.option(
+    "--interpolator",
+    default=None,
+    metavar="NAME|PATH",
+    help="Interpolator weights (default: ffi-fast).",
+)
 @device_option
 @overwrite_option
-@click.option("--frames", "max_frames", type=click.IntRange(1), default=None,
-              help="Read at most this many input frames.")
+@click.option(
+    "--frames",
+    "max_frames",
+    type=click.IntRange(1),
+    default=None,
+    help="Read at most this many input frames.",
+)
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
 @video_output_options()
 @quiet_option
 @fail_cleanly
-def interpolate(src: str, output: str, interpolator: str | None, device: str, overwrite: bool,
-                max_frames: int | None, batch_size: int, lossless: bool, crf: int | None,
-                video_codec: str | None, pix_fmt: str | None, quiet: bool) -> None:
+def interpolate(
+    src: str,
+    output: str,
+    interpolator: str | None,
+    device: str,
+    overwrite: bool,
+    max_frames: int | None,
+    batch_size: int,
+    lossless: bool,
+    crf: int | None,
+    video_codec: str | None,
+    pix_fmt: str | None,
+    quiet: bool,
+) -> None:
     """Double the frame rate of video SRC with the facial frame interpolator."""
     from fomcodec.codec.frame_interpolation import interpolate_file
     from fomcodec.fileio import check_output_path
@@ -264,57 +447,154 @@ def interpolate(src: str, output: str, interpolator: str | None, device: str, ov
     total = min(filter(None, [info.frame_count, max_frames]), default=None)
     with progress_bar(total, "frame", not quiet) as progress:
         read, written, seconds = interpolate_file(
-            src, output, interpolator, device, batch_size, max_frames, overwrite, progress,
-            written_as)
+            src,
+            output,
+            interpolator,
+            device,
+            batch_size,
+            max_frames,
+            overwrite,
+            progress,
+            written_as,
+        )
     if not quiet:
-        click.echo(f"interpolated {read} frames at {float(info.fps):g} fps -> {written} frames "
-                   f"at {float(info.fps * 2):g} fps in {seconds:.1f} s "
-                   f"({read / max(seconds, 1e-9):.1f} input frames/s) -> {output}", err=True)
+        click.echo(
+            f"interpolated {read} frames at {float(info.fps):g} fps -> {written} frames "
+            f"at {float(info.fps * 2):g} fps in {seconds:.1f} s "
+            f"({read / max(seconds, 1e-9):.1f} input frames/s) -> {output}",
+            err=True,
+        )
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              default="models/fomc-small.yaml", show_default=True, help="Model config (YAML).")
-@click.option("--data", "clips_dir", type=click.Path(exists=True, file_okay=False),
-              default="../shared/data/clips", show_default=True, help="Folder of raw clips.")
-@click.option("--split", "split_path", type=click.Path(exists=True, dir_okay=False),
-              default="models/splits/shared-data-v1.json", show_default=True,
-              help="JSON naming the training and validation clips.")
-@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default="data/cache",
-              show_default=True, help="Where decoded training frames are kept (never commit).")
-@click.option("--run-dir", type=click.Path(file_okay=False), required=True,
-              help="Checkpoint and log folder; an existing run is resumed.")
-@click.option("--export", "export_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the best validated weights here (safetensors, fp16).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default="models/fomc-small.yaml",
+    show_default=True,
+    help="Model config (YAML).",
+)
+@click.option(
+    "--data",
+    "clips_dir",
+    type=click.Path(exists=True, file_okay=False),
+    default="../shared/data/clips",
+    show_default=True,
+    help="Folder of raw clips.",
+)
+@click.option(
+    "--split",
+    "split_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default="models/splits/shared-data-v1.json",
+    show_default=True,
+    help="JSON naming the training and validation clips.",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False),
+    default="data/cache",
+    show_default=True,
+    help="Where decoded training frames are kept (never commit).",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Checkpoint and log folder; an existing run is resumed.",
+)
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the best validated weights here (safetensors, fp16).",
+)
 @click.option("--steps", type=click.IntRange(1), default=100_000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True,
-              help="Adam learning rate; a resumed run switches to it.")
-@click.option("--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=0.0,
-              show_default=True,
-              help="Validate and export a moving average of the weights (e.g. 0.998); 0: off.")
-@click.option("--init", "init_weights", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="Start from these weights (safetensors) when the run is new.")
+@click.option(
+    "--lr",
+    type=click.FloatRange(0, min_open=True),
+    default=2e-4,
+    show_default=True,
+    help="Adam learning rate; a resumed run switches to it.",
+)
+@click.option(
+    "--ema-decay",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Validate and export a moving average of the weights (e.g. 0.998); 0: off.",
+)
+@click.option(
+    "--init",
+    "init_weights",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Start from these weights (safetensors) when the run is new.",
+)
 @click.option("--time-budget", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch.")
-@click.option("--ms-ssim-weight", type=click.FloatRange(0), default=5.0, show_default=True,
-              help="Weight of 1 - MS-SSIM (stands in for the VGG perceptual loss).")
-@click.option("--adversarial-weight", type=click.FloatRange(0), default=0.0, show_default=True,
-              help="LSGAN loss from a multi-scale discriminator (FOMM vox-adv: 1).")
-@click.option("--feature-matching-weight", type=click.FloatRange(0), default=0.0,
-              show_default=True, help="Discriminator feature matching (FOMM vox-adv: 10).")
-@click.option("--warp-weight", type=click.FloatRange(0), default=0.0, show_default=True,
-              help="L1 between the source warped by the dense motion and the driving frame.")
-@click.option("--flow-weight", type=click.FloatRange(0), default=0.0, show_default=True,
-              help="L1 between the dense motion and OpenCV DIS flow (the weightless teacher).")
+@click.option(
+    "--ms-ssim-weight",
+    type=click.FloatRange(0),
+    default=5.0,
+    show_default=True,
+    help="Weight of 1 - MS-SSIM (stands in for the VGG perceptual loss).",
+)
+@click.option(
+    "--adversarial-weight",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="LSGAN loss from a multi-scale discriminator (FOMM vox-adv: 1).",
+)
+@click.option(
+    "--feature-matching-weight",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Discriminator feature matching (FOMM vox-adv: 10).",
+)
+@click.option(
+    "--warp-weight",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="L1 between the source warped by the dense motion and the driving frame.",
+)
+@click.option(
+    "--flow-weight",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="L1 between the dense motion and OpenCV DIS flow (the weightless teacher).",
+)
 @device_option
 @fail_cleanly
-def train(config_path: str, clips_dir: str, split_path: str, cache_dir: str, run_dir: str,
-          export_path: str | None, steps: int, batch_size: int, lr: float, ema_decay: float,
-          init_weights: str | None,
-          time_budget: float | None, threads: int | None, ms_ssim_weight: float,
-          adversarial_weight: float, feature_matching_weight: float, warp_weight: float,
-          flow_weight: float, device: str) -> None:
+def train(
+    config_path: str,
+    clips_dir: str,
+    split_path: str,
+    cache_dir: str,
+    run_dir: str,
+    export_path: str | None,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    ema_decay: float,
+    init_weights: str | None,
+    time_budget: float | None,
+    threads: int | None,
+    ms_ssim_weight: float,
+    adversarial_weight: float,
+    feature_matching_weight: float,
+    warp_weight: float,
+    flow_weight: float,
+    device: str,
+) -> None:
     """Train (or resume training) a FOMM model on a folder of clips (CUDA when present)."""
     import torch
 
@@ -323,26 +603,40 @@ def train(config_path: str, clips_dir: str, split_path: str, cache_dir: str, run
 
     if threads:
         torch.set_num_threads(threads)
-    train_from_folder(ModelConfig.from_yaml(config_path),
-                      TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ema_decay=ema_decay,
-                                  validate_every=250,
-                                  validation_frames=16, checkpoint_every=100,
-                                  weight_ms_ssim=ms_ssim_weight,
-                                  weight_adversarial=adversarial_weight,
-                                  weight_feature_matching=feature_matching_weight,
-                                  weight_warp=warp_weight, weight_flow=flow_weight,
-                                  device=device),
-                      Path(clips_dir), Path(split_path), Path(cache_dir), Path(run_dir),
-                      Path(export_path) if export_path else None, time_budget_s=time_budget,
-                      init_weights=Path(init_weights) if init_weights else None)
+    train_from_folder(
+        ModelConfig.from_yaml(config_path),
+        TrainConfig(
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            ema_decay=ema_decay,
+            validate_every=250,
+            validation_frames=16,
+            checkpoint_every=100,
+            weight_ms_ssim=ms_ssim_weight,
+            weight_adversarial=adversarial_weight,
+            weight_feature_matching=feature_matching_weight,
+            weight_warp=warp_weight,
+            weight_flow=flow_weight,
+            device=device,
+        ),
+        Path(clips_dir),
+        Path(split_path),
+        Path(cache_dir),
+        Path(run_dir),
+        Path(export_path) if export_path else None,
+        time_budget_s=time_budget,
+        init_weights=Path(init_weights) if init_weights else None,
+    )
 
 
 def _every_nth(stride: int) -> str:
     """``every frame``, ``every 2nd frame``, ``every 3rd frame``, ``every 11th frame``..."""
     if stride == 1:
         return "every frame"
-    suffix = "th" if 10 <= stride % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(stride % 10,
-                                                                                 "th")
+    suffix = (
+        "th" if 10 <= stride % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(stride % 10, "th")
+    )
     return f"every {stride}{suffix} frame"
 
 
@@ -357,20 +651,31 @@ def stream_description(path: str) -> dict[str, Any]:
         return round(size * 8 / 1000 / duration, 3)
 
     return {
-        "file": str(path), "format_version": stream.version,
-        "motion_coding": stream.motion_coding, "bytes": len(data),
-        "width": header.width, "height": header.height, "fps": str(header.fps),
-        "frames": header.frame_count, "duration_s": round(duration, 3),
-        "model": header.model_name, "weights_hash": header.weights_hash.hex(),
-        "keypoints": header.num_kp, "jacobians": header.has_jacobians,
+        "file": str(path),
+        "format_version": stream.version,
+        "motion_coding": stream.motion_coding,
+        "bytes": len(data),
+        "width": header.width,
+        "height": header.height,
+        "fps": str(header.fps),
+        "frames": header.frame_count,
+        "duration_s": round(duration, 3),
+        "model": header.model_name,
+        "weights_hash": header.weights_hash.hex(),
+        "keypoints": header.num_kp,
+        "jacobians": header.has_jacobians,
         "motion": "relative" if header.relative_motion else "absolute",
-        "motion_stride": header.motion_stride, "motion_frames": header.motion_frames,
+        "motion_stride": header.motion_stride,
+        "motion_frames": header.motion_frames,
         "value_scale": header.quantization.value_scale,
         "jacobian_scale": header.quantization.jacobian_scale,
-        "adapt_scale": round(header.adapt_scale, 6), "clipped_values": header.clipped,
-        "source_images": [{"codec": img.codec, "bytes": len(img.data)}
-                          for img in stream.source_images],
-        "sizes": sizes, "kbps": kbps(len(data)),
+        "adapt_scale": round(header.adapt_scale, 6),
+        "clipped_values": header.clipped,
+        "source_images": [
+            {"codec": img.codec, "bytes": len(img.data)} for img in stream.source_images
+        ],
+        "sizes": sizes,
+        "kbps": kbps(len(data)),
         "kbps_parts": {k: kbps(v) for k, v in sizes.items()},
     }
 
@@ -388,8 +693,7 @@ def info(src: str, as_json: bool) -> None:
     sizes, parts = desc["sizes"], desc["kbps_parts"]
     images = ", ".join(f"{i['codec']} {i['bytes']} B" for i in desc["source_images"])
     lines = [
-        f"{desc['file']}: fomc v{desc['format_version']}, {desc['bytes']} B, "
-        f"{desc['kbps']} kbit/s",
+        f"{desc['file']}: fomc v{desc['format_version']}, {desc['bytes']} B, {desc['kbps']} kbit/s",
         f"  video:   {desc['width']}x{desc['height']} @ {desc['fps']} fps, {desc['frames']} frames"
         f" ({desc['duration_s']} s)",
         f"  model:   {desc['model']} (weights {desc['weights_hash']}), {desc['keypoints']} "

@@ -15,8 +15,10 @@ imported on first use.
 from importlib import import_module
 from typing import Any
 
-_LAZY = {name: "fomcodec.codec.pipeline"
-         for name in ("CodingStats", "Decoder", "Encoder", "decode", "encode")}
+_LAZY = {
+    name: "fomcodec.codec.pipeline"
+    for name in ("CodingStats", "Decoder", "Encoder", "decode", "encode")
+}
 
 __all__ = list(_LAZY)
 

@@ -39,21 +39,27 @@ def _container(width: int, height: int, av1c: bytes, nclx: bytes, payload_size: 
     pitm = _full_box(b"pitm", struct.pack(">H", 1))
     infe = _full_box(b"infe", struct.pack(">HH", 1, 0) + b"av01" + _ITEM_NAME, version=2)
     iinf = _full_box(b"iinf", struct.pack(">H", 1) + infe)
-    ipco = _box(b"ipco", _full_box(b"ispe", struct.pack(">II", width, height))
-                + _full_box(b"pixi", bytes([3, 8, 8, 8]))
-                + _box(b"av1C", av1c) + _box(b"colr", b"nclx" + nclx))
+    ipco = _box(
+        b"ipco",
+        _full_box(b"ispe", struct.pack(">II", width, height))
+        + _full_box(b"pixi", bytes([3, 8, 8, 8]))
+        + _box(b"av1C", av1c)
+        + _box(b"colr", b"nclx" + nclx),
+    )
     ipma = _full_box(b"ipma", struct.pack(">IHB", 1, 1, 4) + bytes([1, 2, 0x83, 4]))
     iprp = _box(b"iprp", ipco + ipma)
 
     def iloc(data_offset: int) -> bytes:  # one item, one extent; 4-byte offset and length
-        return _full_box(b"iloc", struct.pack(">BBHHHHII", 0x44, 0, 1, 1, 0, 1, data_offset,
-                                              payload_size))
+        return _full_box(
+            b"iloc", struct.pack(">BBHHHHII", 0x44, 0, 1, 1, 0, 1, data_offset, payload_size)
+        )
 
     def meta(data_offset: int) -> bytes:
         return _full_box(b"meta", hdlr + pitm + iloc(data_offset) + iinf + iprp)
 
-    return ftyp + meta(len(ftyp) + len(meta(0)) + 8) + struct.pack(">I4s", 8 + payload_size,
-                                                                  b"mdat")
+    return (
+        ftyp + meta(len(ftyp) + len(meta(0)) + 8) + struct.pack(">I4s", 8 + payload_size, b"mdat")
+    )
 
 
 def _boxes(data: bytes, start: int, end: int, skip: int = 0) -> dict[bytes, tuple[int, int]]:
@@ -81,8 +87,13 @@ def strip(avif: bytes) -> bytes | None:
     width, height = struct.unpack_from(">II", avif, ipco[b"ispe"][0] + 4)
     av1c = avif[slice(*ipco[b"av1C"])]
     colr = avif[slice(*ipco[b"colr"])]
-    if (width > 0xFFFF or height > 0xFFFF or len(av1c) != 4 or len(colr) != 11
-            or colr[:4] != b"nclx"):
+    if (
+        width > 0xFFFF
+        or height > 0xFFFF
+        or len(av1c) != 4
+        or len(colr) != 11
+        or colr[:4] != b"nclx"
+    ):
         return None
     payload = avif[slice(*top[b"mdat"])]
     stripped = _HEADER.pack(width, height, av1c, colr[4:]) + payload

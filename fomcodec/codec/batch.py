@@ -44,8 +44,24 @@ from fomcodec.errors import FomcError, InputError
 from fomcodec.fileio import write_bytes_atomic
 from fomcodec.media.crop import CropBox, parse_crop_box
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg",
-                            ".ts", ".mts", ".flv", ".wmv", ".y4m", ".3gp"})
+VIDEO_SUFFIXES = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".mpg",
+        ".mpeg",
+        ".ts",
+        ".mts",
+        ".flv",
+        ".wmv",
+        ".y4m",
+        ".3gp",
+    }
+)
 STREAM_SUFFIX = ".fomc"
 OUTPUT_SUFFIXES = (".mp4", ".mkv", ".mov")
 SUMMARY_JSON, SUMMARY_CSV = "fomc-batch.json", "fomc-batch.csv"
@@ -74,7 +90,7 @@ class BatchOptions:
     threads: int | None = None
     image_quality: int | None = None
     image_codec: str | None = None
-    value_scale: int | None = None       # None: the motion coding's default
+    value_scale: int | None = None  # None: the motion coding's default
     jacobian_scale: int | None = None
     motion_stride: int = bs.DEFAULT_MOTION_STRIDE
     max_frames: int | None = None
@@ -155,9 +171,11 @@ class BatchSummary:
     def line(self) -> str:
         """The closing line, e.g. ``batch encode: 5 clips, 3 done, 1 skipped, 1 failed``."""
         total_bytes = sum(r.bytes or 0 for r in self.results if r.status != "failed")
-        return (f"batch {self.mode}: {len(self.results)} clips, {self.count('done')} done, "
-                f"{self.count('skipped')} skipped, {self.count('failed')} failed; "
-                f"{total_bytes} B of streams in {self.seconds:.1f} s")
+        return (
+            f"batch {self.mode}: {len(self.results)} clips, {self.count('done')} done, "
+            f"{self.count('skipped')} skipped, {self.count('failed')} failed; "
+            f"{total_bytes} B of streams in {self.seconds:.1f} s"
+        )
 
 
 # --- finding the work ---------------------------------------------------------------------
@@ -183,15 +201,22 @@ def detect_mode(in_dir: str | os.PathLike, recursive: bool = False) -> str:
     suffixes = {p.suffix.lower() for p in _candidates(folder, recursive, None)}
     streams, videos = STREAM_SUFFIX in suffixes, bool(suffixes & VIDEO_SUFFIXES)
     if streams and videos:
-        raise InputError(f"{folder} holds both videos and .fomc streams; say which to convert "
-                         "(--encode or --decode)")
+        raise InputError(
+            f"{folder} holds both videos and .fomc streams; say which to convert "
+            "(--encode or --decode)"
+        )
     if not streams and not videos:
         raise InputError(f"{folder}: no video clips or .fomc streams found")
     return "decode" if streams else "encode"
 
 
-def find_jobs(in_dir: str | os.PathLike, out_dir: str | os.PathLike, mode: str,
-              suffix: str = ".mp4", recursive: bool = False) -> list[BatchJob]:
+def find_jobs(
+    in_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    mode: str,
+    suffix: str = ".mp4",
+    recursive: bool = False,
+) -> list[BatchJob]:
     """The clips of ``in_dir`` to convert, with their outputs in ``out_dir`` (same relative
     folders, new suffix). Two clips that would write the same output are refused."""
     source_dir, target_dir = Path(in_dir), Path(out_dir)
@@ -199,8 +224,7 @@ def find_jobs(in_dir: str | os.PathLike, out_dir: str | os.PathLike, mode: str,
         raise InputError(f"{source_dir}: not a folder")
     if target_dir.exists() and not target_dir.is_dir():
         raise FomcError(f"{target_dir} exists and is not a folder")
-    wanted = (lambda s: s in VIDEO_SUFFIXES) if mode == "encode" else (
-        lambda s: s == STREAM_SUFFIX)
+    wanted = (lambda s: s in VIDEO_SUFFIXES) if mode == "encode" else (lambda s: s == STREAM_SUFFIX)
     out_suffix = STREAM_SUFFIX if mode == "encode" else suffix
     jobs: list[BatchJob] = []
     seen: dict[Path, str] = {}
@@ -210,8 +234,9 @@ def find_jobs(in_dir: str | os.PathLike, out_dir: str | os.PathLike, mode: str,
         relative = path.relative_to(source_dir)
         output = target_dir / relative.with_suffix(out_suffix)
         if output in seen:
-            raise InputError(f"{relative.as_posix()} and {seen[output]} would both be written "
-                             f"to {output}")
+            raise InputError(
+                f"{relative.as_posix()} and {seen[output]} would both be written to {output}"
+            )
         seen[output] = relative.as_posix()
         jobs.append(BatchJob(relative.as_posix(), path, output))
     return jobs
@@ -238,8 +263,9 @@ class _Worker:
         o = self.options
         if o.model is None and o.config is None:
             return None
-        return load_model(o.model or DEFAULT_MODEL, config=o.config,
-                          device=resolve_device(o.device))
+        return load_model(
+            o.model or DEFAULT_MODEL, config=o.config, device=resolve_device(o.device)
+        )
 
     def encoder(self) -> Any:
         if self._encoder is None:
@@ -250,13 +276,17 @@ class _Worker:
             o = self.options
             default = bs.DEFAULT_QUANTIZATION[bs.DEFAULT_MOTION_CODING]
             self._encoder = Encoder(
-                self._model(), device=o.device, image_codec=o.image_codec or
-                image_codec.DEFAULT_CODEC,
-                image_quality=image_codec.DEFAULT_QUALITY if o.image_quality is None
+                self._model(),
+                device=o.device,
+                image_codec=o.image_codec or image_codec.DEFAULT_CODEC,
+                image_quality=image_codec.DEFAULT_QUALITY
+                if o.image_quality is None
                 else o.image_quality,
-                quantization=QuantizationParams(o.value_scale or default.value_scale,
-                                                o.jacobian_scale or default.jacobian_scale),
-                motion_stride=o.motion_stride)
+                quantization=QuantizationParams(
+                    o.value_scale or default.value_scale, o.jacobian_scale or default.jacobian_scale
+                ),
+                motion_stride=o.motion_stride,
+            )
         return self._encoder
 
     def decoder(self, header: Any = None) -> Any:
@@ -309,8 +339,14 @@ class _Worker:
 
                 traceback.print_exc()
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return ClipResult(job.name, str(job.source), str(job.output), "failed",
-                              seconds=round(time.perf_counter() - started, 3), error=message)
+            return ClipResult(
+                job.name,
+                str(job.source),
+                str(job.output),
+                "failed",
+                seconds=round(time.perf_counter() - started, 3),
+                error=message,
+            )
         result.seconds = round(time.perf_counter() - started, 3)
         return result
 
@@ -325,19 +361,33 @@ class _Worker:
         if report:
             report("start", job.name, frames * passes)
         progress = (lambda n: report("advance", job.name, n)) if report else None
-        stats = encoder.encode_file(job.source, job.output, crop=box, overwrite=overwrite,
-                                    max_frames=self.options.max_frames, progress=progress)
-        result = ClipResult(job.name, str(job.source), str(job.output), "done",
-                            crop=str(box) if box else "centre", frames=stats.frames,
-                            duration_s=round(stats.duration, 4),
-                            bytes=stats.total_bytes, kbps=round(stats.kbps(), 4),
-                            output_bytes=stats.total_bytes)
+        stats = encoder.encode_file(
+            job.source,
+            job.output,
+            crop=box,
+            overwrite=overwrite,
+            max_frames=self.options.max_frames,
+            progress=progress,
+        )
+        result = ClipResult(
+            job.name,
+            str(job.source),
+            str(job.output),
+            "done",
+            crop=str(box) if box else "centre",
+            frames=stats.frames,
+            duration_s=round(stats.duration, 4),
+            bytes=stats.total_bytes,
+            kbps=round(stats.kbps(), 4),
+            output_bytes=stats.total_bytes,
+        )
         if self.options.metrics:
             result.quality = self._quality(job, box, progress)
         return result
 
-    def _quality(self, job: BatchJob, box: CropBox | None,
-                 progress: Callable[[int], None] | None) -> dict[str, float]:
+    def _quality(
+        self, job: BatchJob, box: CropBox | None, progress: Callable[[int], None] | None
+    ) -> dict[str, float]:
         from fomcodec.codec import bitstream as bs
         from fomcodec.eval.metrics import QualityMeter
         from fomcodec.media.video_io import iter_batches, read_frames
@@ -345,11 +395,13 @@ class _Worker:
         _, stream = bs.read(job.output)
         decoder = self.decoder(stream.header)
         size = stream.header.width
-        source = iter_batches(read_frames(job.source, size, box, self.options.max_frames),
-                              decoder.batch_size)
+        source = iter_batches(
+            read_frames(job.source, size, box, self.options.max_frames), decoder.batch_size
+        )
         with QualityMeter(vmaf=self.options.vmaf, fps=stream.header.fps) as meter:
-            for decoded, reference in zip(decoder.decode_stream(stream, progress), source,
-                                          strict=True):
+            for decoded, reference in zip(
+                decoder.decode_stream(stream, progress), source, strict=True
+            ):
                 meter.update(reference, decoded)
             return {name: round(value, 5) for name, value in meter.result().items()}
 
@@ -360,12 +412,20 @@ class _Worker:
         if report:
             report("start", job.name, header.frame_count)
         progress = (lambda n: report("advance", job.name, n)) if report else None
-        stats = self.decoder(header).decode_file(job.source, job.output, overwrite=overwrite,
-                                           progress=progress)
-        return ClipResult(job.name, str(job.source), str(job.output), "done",
-                          frames=stats.frames, duration_s=round(stats.duration, 4),
-                          bytes=stats.total_bytes, kbps=round(stats.kbps(), 4),
-                          output_bytes=job.output.stat().st_size)
+        stats = self.decoder(header).decode_file(
+            job.source, job.output, overwrite=overwrite, progress=progress
+        )
+        return ClipResult(
+            job.name,
+            str(job.source),
+            str(job.output),
+            "done",
+            frames=stats.frames,
+            duration_s=round(stats.duration, 4),
+            bytes=stats.total_bytes,
+            kbps=round(stats.kbps(), 4),
+            output_bytes=job.output.stat().st_size,
+        )
 
 
 def existing_output(job: BatchJob, options: BatchOptions) -> ClipResult | None:
@@ -387,10 +447,17 @@ def existing_output(job: BatchJob, options: BatchOptions) -> ClipResult | None:
         return None
     header = stream.header
     duration = header.frame_count / float(header.fps)
-    return ClipResult(job.name, str(job.source), str(job.output), "skipped",
-                      frames=header.frame_count, duration_s=round(duration, 4),
-                      bytes=len(data), kbps=round(len(data) * 8 / 1000 / duration, 4),
-                      output_bytes=job.output.stat().st_size)
+    return ClipResult(
+        job.name,
+        str(job.source),
+        str(job.output),
+        "skipped",
+        frames=header.frame_count,
+        duration_s=round(duration, 4),
+        bytes=len(data),
+        kbps=round(len(data) * 8 / 1000 / duration, 4),
+        output_bytes=job.output.stat().st_size,
+    )
 
 
 # --- worker processes ---------------------------------------------------------------------
@@ -435,15 +502,23 @@ class BatchProgress:
     (frames). Hidden when stderr is not a terminal or ``enabled`` is False; failures are
     printed as they happen either way."""
 
-    def __init__(self, total: int, slots: int = 1, enabled: bool = True,
-                 unit: str = "clip") -> None:
+    def __init__(
+        self, total: int, slots: int = 1, enabled: bool = True, unit: str = "clip"
+    ) -> None:
         from tqdm import tqdm
 
         self._tqdm = tqdm
         self.enabled = enabled
-        self.overall = tqdm(total=total, unit=unit, desc="batch", file=sys.stderr,
-                            dynamic_ncols=True, leave=False, position=0,
-                            disable=None if enabled else True)
+        self.overall = tqdm(
+            total=total,
+            unit=unit,
+            desc="batch",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            leave=False,
+            position=0,
+            disable=None if enabled else True,
+        )
         self._free = list(range(1, slots + 1))
         self._bars: dict[str, tuple[Any, int]] = {}
         self._finished: set[str] = set()
@@ -452,9 +527,16 @@ class BatchProgress:
         if name in self._finished:  # a late event from a worker
             return
         position = self._free.pop(0) if self._free else len(self._bars) + 1
-        bar = self._tqdm(total=frames or None, unit="frame", desc=name[-40:], file=sys.stderr,
-                         dynamic_ncols=True, leave=False, position=position,
-                         disable=None if self.enabled else True)
+        bar = self._tqdm(
+            total=frames or None,
+            unit="frame",
+            desc=name[-40:],
+            file=sys.stderr,
+            dynamic_ncols=True,
+            leave=False,
+            position=position,
+            disable=None if self.enabled else True,
+        )
         self._bars[name] = (bar, position)
 
     def advance(self, name: str, frames: int) -> None:
@@ -490,8 +572,11 @@ class BatchProgress:
 def _previous_entries(out_dir: Path) -> dict[str, dict[str, Any]]:
     try:
         document = json.loads((out_dir / SUMMARY_JSON).read_text())
-        return {entry["name"]: entry for entry in document.get("clips", [])
-                if entry.get("status") in ("done", "skipped")}
+        return {
+            entry["name"]: entry
+            for entry in document.get("clips", [])
+            if entry.get("status") in ("done", "skipped")
+        }
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return {}
 
@@ -505,22 +590,33 @@ def _carry_over(result: ClipResult, previous: dict[str, dict[str, Any]]) -> Clip
     return result
 
 
-def write_summary(summary: BatchSummary, out_dir: str | os.PathLike,
-                  options: BatchOptions) -> tuple[Path, Path]:
+def write_summary(
+    summary: BatchSummary, out_dir: str | os.PathLike, options: BatchOptions
+) -> tuple[Path, Path]:
     """Write ``fomc-batch.json`` and ``fomc-batch.csv`` into ``out_dir`` atomically."""
     out = Path(out_dir)
-    totals = {"clips": len(summary.results), "done": summary.count("done"),
-              "skipped": summary.count("skipped"), "failed": summary.count("failed"),
-              "frames": sum(r.frames or 0 for r in summary.results),
-              "bytes": sum(r.bytes or 0 for r in summary.results if r.status != "failed"),
-              "seconds": round(summary.seconds, 3)}
-    document = {"mode": summary.mode, "input": summary.input, "output": summary.output,
-                "interrupted": summary.interrupted, "options": asdict(options),
-                "totals": totals, "clips": [r.to_dict() for r in summary.results],
-                "failures": [{"name": r.name, "error": r.error} for r in summary.failures]}
-    json_path = write_bytes_atomic(out / SUMMARY_JSON,
-                                   (json.dumps(document, indent=2) + "\n").encode(),
-                                   overwrite=True)
+    totals = {
+        "clips": len(summary.results),
+        "done": summary.count("done"),
+        "skipped": summary.count("skipped"),
+        "failed": summary.count("failed"),
+        "frames": sum(r.frames or 0 for r in summary.results),
+        "bytes": sum(r.bytes or 0 for r in summary.results if r.status != "failed"),
+        "seconds": round(summary.seconds, 3),
+    }
+    document = {
+        "mode": summary.mode,
+        "input": summary.input,
+        "output": summary.output,
+        "interrupted": summary.interrupted,
+        "options": asdict(options),
+        "totals": totals,
+        "clips": [r.to_dict() for r in summary.results],
+        "failures": [{"name": r.name, "error": r.error} for r in summary.failures],
+    }
+    json_path = write_bytes_atomic(
+        out / SUMMARY_JSON, (json.dumps(document, indent=2) + "\n").encode(), overwrite=True
+    )
     metrics = list(dict.fromkeys(k for r in summary.results for k in r.quality))
     columns = [f.name for f in fields(ClipResult) if f.name != "quality"] + metrics
     buffer = io.StringIO()
@@ -534,10 +630,15 @@ def write_summary(summary: BatchSummary, out_dir: str | os.PathLike,
     return json_path, csv_path
 
 
-def run_batch(in_dir: str | os.PathLike, out_dir: str | os.PathLike, options: BatchOptions,
-              jobs: int = 1, recursive: bool = False,
-              progress: BatchProgress | None = None,
-              on_result: Callable[[ClipResult], None] | None = None) -> BatchSummary:
+def run_batch(
+    in_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: BatchOptions,
+    jobs: int = 1,
+    recursive: bool = False,
+    progress: BatchProgress | None = None,
+    on_result: Callable[[ClipResult], None] | None = None,
+) -> BatchSummary:
     """Convert every clip of ``in_dir`` into ``out_dir`` (see the module docstring).
 
     ``on_result`` is called after each clip, once the summary files include it. Ctrl-C
@@ -581,8 +682,12 @@ def run_batch(in_dir: str | os.PathLike, out_dir: str | os.PathLike, options: Ba
     return summary
 
 
-def _run_here(work: Sequence[BatchJob], options: BatchOptions,
-              progress: BatchProgress | None, record: Callable[[ClipResult], None]) -> None:
+def _run_here(
+    work: Sequence[BatchJob],
+    options: BatchOptions,
+    progress: BatchProgress | None,
+    record: Callable[[ClipResult], None],
+) -> None:
     if options.threads:
         import torch
 
@@ -593,8 +698,13 @@ def _run_here(work: Sequence[BatchJob], options: BatchOptions,
         record(worker.run(job, report))
 
 
-def _run_pool(work: Sequence[BatchJob], options: BatchOptions, jobs: int,
-              progress: BatchProgress | None, record: Callable[[ClipResult], None]) -> None:
+def _run_pool(
+    work: Sequence[BatchJob],
+    options: BatchOptions,
+    jobs: int,
+    progress: BatchProgress | None,
+    record: Callable[[ClipResult], None],
+) -> None:
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     threads = options.threads or max(1, (os.cpu_count() or 1) // jobs)
@@ -608,9 +718,12 @@ def _run_pool(work: Sequence[BatchJob], options: BatchOptions, jobs: int,
             if progress:
                 progress.event(event, name, frames)
 
-    executor = ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=context,
-                                   initializer=_init_worker,
-                                   initargs=(options, events, threads))
+    executor = ProcessPoolExecutor(
+        max_workers=min(jobs, len(work)),
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(options, events, threads),
+    )
     futures: dict[Future[ClipResult], BatchJob] = {}
     try:
         futures = {executor.submit(_run_in_worker, job): job for job in work}
@@ -624,8 +737,13 @@ def _run_pool(work: Sequence[BatchJob], options: BatchOptions, jobs: int,
                     result = future.result()
                 except Exception as exc:  # noqa: BLE001 - a crashed worker fails its clip
                     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    result = ClipResult(job.name, str(job.source), str(job.output), "failed",
-                                        error=f"worker failed: {message}")
+                    result = ClipResult(
+                        job.name,
+                        str(job.source),
+                        str(job.output),
+                        "failed",
+                        error=f"worker failed: {message}",
+                    )
                 record(result)
     except BaseException:
         _stop(executor)

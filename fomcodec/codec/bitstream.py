@@ -43,8 +43,7 @@ MOTION_CODINGS = ("range", "lzma2")
 DEFAULT_MOTION_CODING = "range"
 #: Quantisation each motion coding uses unless told otherwise: ``lzma2`` keeps the seed's
 #: layout (keypoints x10,000, Jacobians x1,000); ``range`` steps measured in docs/bitstream.md.
-DEFAULT_QUANTIZATION = {"lzma2": QuantizationParams(),
-                        "range": QuantizationParams(250, 10)}
+DEFAULT_QUANTIZATION = {"lzma2": QuantizationParams(), "range": QuantizationParams(250, 10)}
 # What the encoder sends by default: motion for every other frame. Measured on the held-out
 # clips (docs/interpolation.md): the same quality as every frame, 41% less motion.
 DEFAULT_MOTION_STRIDE = 2
@@ -207,8 +206,9 @@ class Bitstream:
     def validate(self) -> None:
         """Raise ValueError unless the header, images and motion agree with each other."""
         if self.motion_coding not in MOTION_CODINGS:
-            raise ValueError(f"motion_coding must be one of {MOTION_CODINGS}, "
-                             f"got {self.motion_coding!r}")
+            raise ValueError(
+                f"motion_coding must be one of {MOTION_CODINGS}, got {self.motion_coding!r}"
+            )
         h = self.header
         if not isinstance(h, StreamHeader):
             raise ValueError("header must be a StreamHeader")
@@ -501,8 +501,9 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
     else:
         motion = decode_motion(motion_payload, header)
         coding = "lzma2"
-    return Bitstream(header=header, source_images=images, motion=motion,
-                     motion_coding=coding, sizes=sizes), sizes
+    return Bitstream(
+        header=header, source_images=images, motion=motion, motion_coding=coding, sizes=sizes
+    ), sizes
 
 
 def _parse_safely(data: bytes) -> tuple[Bitstream, dict[str, int]]:

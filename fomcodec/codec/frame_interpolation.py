@@ -36,8 +36,12 @@ class MiddleFrameSynthesizer:
     way for its device: bf16 autocast (where the config asks for it and the hardware has it)
     and channels_last on the CPU."""
 
-    def __init__(self, interpolator: InterpolatorSpec | None = None,
-                 device: torch.device | str = "cpu", bf16: bool | None = None) -> None:
+    def __init__(
+        self,
+        interpolator: InterpolatorSpec | None = None,
+        device: torch.device | str = "cpu",
+        bf16: bool | None = None,
+    ) -> None:
         self.device = torch.device(device)
         if isinstance(interpolator, FacialFrameInterpolator):
             model = interpolator.to(self.device).eval()
@@ -59,8 +63,9 @@ class MiddleFrameSynthesizer:
         return middle.float().clamp(0, 1)
 
 
-def frames_between(first: torch.Tensor, second: torch.Tensor, stride: int,
-                   synthesize: Synthesize) -> list[torch.Tensor]:
+def frames_between(
+    first: torch.Tensor, second: torch.Tensor, stride: int, synthesize: Synthesize
+) -> list[torch.Tensor]:
     """The ``stride - 1`` frames strictly between ``first`` and ``second`` (batches of equal
     size), in time order: the middle one, then each half recursively (``stride`` a power of
     two)."""
@@ -70,12 +75,16 @@ def frames_between(first: torch.Tensor, second: torch.Tensor, stride: int,
         return []
     middle = synthesize(first, second)
     half = stride // 2
-    return (frames_between(first, middle, half, synthesize) + [middle]
-            + frames_between(middle, second, half, synthesize))
+    return (
+        frames_between(first, middle, half, synthesize)
+        + [middle]
+        + frames_between(middle, second, half, synthesize)
+    )
 
 
-def fill_frames(anchors: Iterable[torch.Tensor], stride: int, total: int,
-                synthesize: Synthesize) -> Iterator[torch.Tensor]:
+def fill_frames(
+    anchors: Iterable[torch.Tensor], stride: int, total: int, synthesize: Synthesize
+) -> Iterator[torch.Tensor]:
     """Turn batches of anchor frames (frames 0, stride, 2*stride, ...) into batches of all
     ``total`` frames: in-between frames synthesised, frames after the last anchor holding it."""
     previous: torch.Tensor | None = None
@@ -92,7 +101,7 @@ def fill_frames(anchors: Iterable[torch.Tensor], stride: int, total: int,
             steps = torch.stack(middles + [ends], dim=1)  # (pairs, stride, 3, H, W)
             out.append(steps.flatten(0, 1))
         previous = batch[-1:]
-        frames = torch.cat(out)[:total - emitted]
+        frames = torch.cat(out)[: total - emitted]
         emitted += len(frames)
         if len(frames):
             yield frames
@@ -100,8 +109,9 @@ def fill_frames(anchors: Iterable[torch.Tensor], stride: int, total: int,
         yield previous.expand(total - emitted, *previous.shape[1:])
 
 
-def double_frame_rate(frames: Iterable[torch.Tensor], synthesize: Synthesize
-                      ) -> Iterator[torch.Tensor]:
+def double_frame_rate(
+    frames: Iterable[torch.Tensor], synthesize: Synthesize
+) -> Iterator[torch.Tensor]:
     """Batches of frames at twice the rate: each frame followed by the middle frame to the
     next one; the last frame is repeated, so the clip keeps its duration."""
     previous: torch.Tensor | None = None
@@ -117,12 +127,17 @@ def double_frame_rate(frames: Iterable[torch.Tensor], synthesize: Synthesize
         yield previous.expand(2, *previous.shape[1:])
 
 
-def interpolate_file(src: str | os.PathLike, dst: str | os.PathLike,
-                     interpolator: InterpolatorSpec | None = None,
-                     device: str | torch.device | None = "auto", batch_size: int = 4,
-                     max_frames: int | None = None, overwrite: bool = False,
-                     progress: Callable[[int], None] | None = None,
-                     output: VideoOutput | None = None) -> tuple[int, int, float]:
+def interpolate_file(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    interpolator: InterpolatorSpec | None = None,
+    device: str | torch.device | None = "auto",
+    batch_size: int = 4,
+    max_frames: int | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+    output: VideoOutput | None = None,
+) -> tuple[int, int, float]:
     """Double the frame rate of video ``src`` into ``dst`` (written atomically, as ``output``
     says), at the input's own size; returns (input frames, output frames, seconds)."""
     started = time.perf_counter()
@@ -139,8 +154,9 @@ def interpolate_file(src: str | os.PathLike, dst: str | os.PathLike,
             yield frames_to_images(batch, resolved)
 
     written = 0
-    writer = (output or VideoOutput()).writer(dst, info.fps * 2, (info.width, info.height),
-                                              overwrite)
+    writer = (output or VideoOutput()).writer(
+        dst, info.fps * 2, (info.width, info.height), overwrite
+    )
     with writer:
         for batch in double_frame_rate(tensors(), synthesize):
             writer.write(images_to_frames(batch))

@@ -94,8 +94,10 @@ def encode_image(
         im.save(buf, format="AVIF", quality=quality, speed=speed, subsampling=subsampling)
         if codec == "av1":
             stripped = avif_container.strip(buf.getvalue())
-            return EncodedImage("avif" if stripped is None else "av1",
-                                buf.getvalue() if stripped is None else stripped)
+            return EncodedImage(
+                "avif" if stripped is None else "av1",
+                buf.getvalue() if stripped is None else stripped,
+            )
     return EncodedImage(codec=codec, data=buf.getvalue())
 
 

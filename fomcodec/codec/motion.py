@@ -23,7 +23,8 @@ def movement_scale(kp_source: Keypoints, kp_driving_initial: Keypoints) -> float
     try:
         source_area = ConvexHull(kp_source.value[0].detach().double().cpu().numpy()).volume
         driving_area = ConvexHull(
-            kp_driving_initial.value[0].detach().double().cpu().numpy()).volume
+            kp_driving_initial.value[0].detach().double().cpu().numpy()
+        ).volume
     except (QhullError, ValueError):
         return 1.0
     if not driving_area > 0 or not np.isfinite(source_area):
@@ -40,8 +41,9 @@ def relative_motion(kp_driving: Keypoints, kp_driving_initial: Keypoints) -> Key
     return Keypoints(value, jacobian)
 
 
-def apply_relative_motion(motion: Keypoints, kp_source: Keypoints, scale: float = 1.0,
-                          relative_jacobian: bool = True) -> Keypoints:
+def apply_relative_motion(
+    motion: Keypoints, kp_source: Keypoints, scale: float = 1.0, relative_jacobian: bool = True
+) -> Keypoints:
     """Driving keypoints for the generator: source keypoints moved by ``motion``."""
     value = motion.value * scale + kp_source.value
     if not relative_jacobian or motion.jacobian is None or kp_source.jacobian is None:
@@ -49,10 +51,14 @@ def apply_relative_motion(motion: Keypoints, kp_source: Keypoints, scale: float 
     return Keypoints(value, torch.matmul(motion.jacobian, kp_source.jacobian))
 
 
-def normalize_keypoints(kp_source: Keypoints, kp_driving: Keypoints,
-                        kp_driving_initial: Keypoints, adapt_movement_scale: bool = False,
-                        use_relative_movement: bool = True,
-                        use_relative_jacobian: bool = True) -> Keypoints:
+def normalize_keypoints(
+    kp_source: Keypoints,
+    kp_driving: Keypoints,
+    kp_driving_initial: Keypoints,
+    adapt_movement_scale: bool = False,
+    use_relative_movement: bool = True,
+    use_relative_jacobian: bool = True,
+) -> Keypoints:
     """The FOMM demo's ``normalize_kp``: absolute keypoints unchanged, or relative motion
     (optionally rescaled by :func:`movement_scale`) applied to the source keypoints."""
     if not use_relative_movement:

@@ -55,7 +55,7 @@ def rest_position(channels: int, num_kp: int, jacobian_scale: int) -> np.ndarray
     rest = np.zeros(channels, np.int64)
     if channels > 2 * num_kp:
         eye = np.tile(np.array([1, 0, 0, 1], np.int64) * min(jacobian_scale, 32767), num_kp)
-        rest[2 * num_kp:] = eye
+        rest[2 * num_kp :] = eye
     return rest
 
 
@@ -90,17 +90,25 @@ def keypoint_groups(channels: int, num_kp: int) -> list[np.ndarray]:
     if channels not in (2 * num_kp, 6 * num_kp):
         raise ValueError(f"{channels} channels do not fit {num_kp} keypoints")
     jacobians = channels == 6 * num_kp
-    return [np.array([2 * k, 2 * k + 1]
-                     + ([2 * num_kp + 4 * k + e for e in range(4)] if jacobians else []))
-            for k in range(num_kp)]
+    return [
+        np.array(
+            [2 * k, 2 * k + 1] + ([2 * num_kp + 4 * k + e for e in range(4)] if jacobians else [])
+        )
+        for k in range(num_kp)
+    ]
 
 
 def _in_frame_prediction(done: list[np.ndarray]) -> np.ndarray | int:
     return 0 if not done else np.rint(np.median(np.stack(done), axis=0)).astype(np.int64)
 
 
-def encode_residuals(channels: np.ndarray, num_kp: int, rest: np.ndarray,
-                     order: int = DEFAULT_ORDER, shift: int = DEFAULT_SHIFT) -> bytes:
+def encode_residuals(
+    channels: np.ndarray,
+    num_kp: int,
+    rest: np.ndarray,
+    order: int = DEFAULT_ORDER,
+    shift: int = DEFAULT_SHIFT,
+) -> bytes:
     """Code (T, C) int16 motion; returns the ``MOTA`` payload."""
     if order not in (1, 2) or not 1 <= shift <= 8:
         raise ValueError(f"order must be 1 or 2 and shift 1..8, got {order}, {shift}")
@@ -123,8 +131,7 @@ def encode_residuals(channels: np.ndarray, num_kp: int, rest: np.ndarray,
     return _PARAMS.pack(CODER_LAPLACE_RANGE, order, shift) + words
 
 
-def decode_residuals(payload: bytes, frame_count: int, num_kp: int,
-                     rest: np.ndarray) -> np.ndarray:
+def decode_residuals(payload: bytes, frame_count: int, num_kp: int, rest: np.ndarray) -> np.ndarray:
     """Inverse of :func:`encode_residuals`: (T, C) int16; BitstreamError if malformed."""
     if len(payload) < _PARAMS.size or (len(payload) - _PARAMS.size) % 4:
         raise BitstreamError(f"MOTA payload of {len(payload)} bytes is not params + 32-bit words")
@@ -151,8 +158,7 @@ def decode_residuals(payload: bytes, frame_count: int, num_kp: int,
                 residual[group] = decoder.decode(_MODEL, zeros, scales[group])
             except (AssertionError, ValueError, RuntimeError, OverflowError) as exc:
                 # constriction reports data no model could have produced this way
-                raise BitstreamError(f"MOTA payload is corrupt at motion frame {t}: "
-                                     f"{exc}") from exc
+                raise BitstreamError(f"MOTA payload is corrupt at motion frame {t}: {exc}") from exc
             change[group] = _wrap16(residual[group] + _in_frame_prediction(done))
             done.append(change[group])
         frame = _wrap16(predictor.prediction() + change)

@@ -90,9 +90,11 @@ class CodingStats:
     def summary(self) -> str:
         speed = self.frames / self.seconds if self.seconds > 0 else float("inf")
         parts = ", ".join(f"{k} {self.sizes[k]} B" for k in ("image", "motion") if k in self.sizes)
-        line = (f"{self.action} {self.frames} frames ({self.duration:.2f} s) -> "
-                f"{self.total_bytes} B, {self.kbps():.2f} kbit/s ({parts}) "
-                f"in {self.seconds:.1f} s, {speed:.1f} frames/s")
+        line = (
+            f"{self.action} {self.frames} frames ({self.duration:.2f} s) -> "
+            f"{self.total_bytes} B, {self.kbps():.2f} kbit/s ({parts}) "
+            f"in {self.seconds:.1f} s, {speed:.1f} frames/s"
+        )
         if self.clipped:
             line += f"; {self.clipped} values clipped to the int16 range"
         return line
@@ -107,20 +109,28 @@ class Encoder:
         frame 0 --image codec--> source image
     """
 
-    def __init__(self, model: ModelSpec | None = None, device: str | torch.device | None = "auto",
-                 batch_size: int = 16, image_codec: str = DEFAULT_CODEC,
-                 image_quality: int = DEFAULT_QUALITY,
-                 quantization: QuantizationParams | None = None, relative: bool = True,
-                 adapt_scale: bool = False,
-                 motion_stride: int = bs.DEFAULT_MOTION_STRIDE,
-                 preset: str = DEFAULT_PRESET,
-                 motion_coding: str = bs.DEFAULT_MOTION_CODING,
-                 jacobians: bool = True, smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: ModelSpec | None = None,
+        device: str | torch.device | None = "auto",
+        batch_size: int = 16,
+        image_codec: str = DEFAULT_CODEC,
+        image_quality: int = DEFAULT_QUALITY,
+        quantization: QuantizationParams | None = None,
+        relative: bool = True,
+        adapt_scale: bool = False,
+        motion_stride: int = bs.DEFAULT_MOTION_STRIDE,
+        preset: str = DEFAULT_PRESET,
+        motion_coding: str = bs.DEFAULT_MOTION_CODING,
+        jacobians: bool = True,
+        smoothing: float = 0.0,
+    ) -> None:
         if batch_size < 1 or motion_stride < 1:
             raise ValueError("batch_size and motion_stride must be positive")
         if motion_coding not in bs.MOTION_CODINGS:
-            raise ValueError(f"motion_coding must be one of {bs.MOTION_CODINGS}, "
-                             f"not {motion_coding!r}")
+            raise ValueError(
+                f"motion_coding must be one of {bs.MOTION_CODINGS}, not {motion_coding!r}"
+            )
         self.preset = get_preset(preset)
         if smoothing < 0:
             raise ValueError(f"smoothing must be >= 0, not {smoothing}")
@@ -141,8 +151,9 @@ class Encoder:
     def _keypoints(self, frames: torch.Tensor) -> Keypoints:
         return self.model.kp_detector(frames)
 
-    def encode_frames(self, frames: Iterable[np.ndarray], fps: Fraction,
-                      progress: ProgressCallback | None = None) -> bs.Bitstream:
+    def encode_frames(
+        self, frames: Iterable[np.ndarray], fps: Fraction, progress: ProgressCallback | None = None
+    ) -> bs.Bitstream:
         """Encode an iterable of (S, S, 3) uint8 RGB frames at the model's size S."""
         size = self.model.config.image_size
         source: bs.EncodedImage | None = None
@@ -153,7 +164,7 @@ class Encoder:
             if batch.shape[1:] != (size, size, 3):
                 raise InputError(f"frames must be {size}x{size} RGB, got {batch.shape[1:]}")
             first_index = -frame_count % self.motion_stride
-            kept = frames_to_images(batch[first_index::self.motion_stride], self.device)
+            kept = frames_to_images(batch[first_index :: self.motion_stride], self.device)
             kp = self._keypoints(kept) if len(kept) else None
             if source is None:
                 source = encode_image(batch[0], self.image_codec, self.image_quality)
@@ -168,9 +179,16 @@ class Encoder:
                     motion = Keypoints(motion.value)
                 if self.preset.refine_steps:
                     motion, _ = refine_motion(
-                        self.model, decoded, kp_source, motion, kept, self.preset.refine_steps,
-                        self.preset.learning_rate, self.quantization,
-                        scale if self.relative else None)
+                        self.model,
+                        decoded,
+                        kp_source,
+                        motion,
+                        kept,
+                        self.preset.refine_steps,
+                        self.preset.learning_rate,
+                        self.quantization,
+                        scale if self.relative else None,
+                    )
                 collected.append(motion.to("cpu"))
             frame_count += len(batch)
             if progress:
@@ -179,25 +197,46 @@ class Encoder:
             raise InputError("the video has no frames")
         motion = Keypoints(
             torch.cat([k.value for k in collected]),
-            None if collected[0].jacobian is None else torch.cat([k.jacobian for k in collected]))
+            None if collected[0].jacobian is None else torch.cat([k.jacobian for k in collected]),
+        )
         if self.smoothing and not self.preset.refine_steps:
             motion = smooth_motion(motion, self.smoothing)
         quantized = quantize_motion(
-            motion.value.numpy(), None if motion.jacobian is None else motion.jacobian.numpy(),
-            self.quantization)
+            motion.value.numpy(),
+            None if motion.jacobian is None else motion.jacobian.numpy(),
+            self.quantization,
+        )
         header = bs.StreamHeader(
-            width=size, height=size, fps=Fraction(fps), frame_count=frame_count,
-            model_name=self.model.model_name, weights_hash=self.model.weights_hash,
-            num_kp=self.model.config.num_kp, relative_motion=self.relative,
-            has_jacobians=quantized.jacobians is not None, motion_stride=self.motion_stride,
-            quantization=self.quantization, adapt_scale=scale, clipped=quantized.clipped)
-        return bs.Bitstream(header=header, source_images=[source], motion=quantized,
-                            motion_coding=self.motion_coding)
+            width=size,
+            height=size,
+            fps=Fraction(fps),
+            frame_count=frame_count,
+            model_name=self.model.model_name,
+            weights_hash=self.model.weights_hash,
+            num_kp=self.model.config.num_kp,
+            relative_motion=self.relative,
+            has_jacobians=quantized.jacobians is not None,
+            motion_stride=self.motion_stride,
+            quantization=self.quantization,
+            adapt_scale=scale,
+            clipped=quantized.clipped,
+        )
+        return bs.Bitstream(
+            header=header,
+            source_images=[source],
+            motion=quantized,
+            motion_coding=self.motion_coding,
+        )
 
-    def encode_file(self, src: str | os.PathLike, dst: str | os.PathLike,
-                    crop: CropBox | None = None, overwrite: bool = False,
-                    max_frames: int | None = None,
-                    progress: ProgressCallback | None = None) -> CodingStats:
+    def encode_file(
+        self,
+        src: str | os.PathLike,
+        dst: str | os.PathLike,
+        crop: CropBox | None = None,
+        overwrite: bool = False,
+        max_frames: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> CodingStats:
         """Encode a video file to a ``.fomc`` file (written atomically)."""
         started = time.perf_counter()
         check_output_path(dst, overwrite)
@@ -206,9 +245,15 @@ class Encoder:
         stream = self.encode_frames(frames, info.fps, progress)
         data = bs.pack(stream)
         write_bytes_atomic(dst, data, overwrite)
-        return CodingStats("encoded", stream.header.frame_count, stream.header.fps, len(data),
-                           bs.section_sizes(data), time.perf_counter() - started,
-                           stream.motion.clipped)
+        return CodingStats(
+            "encoded",
+            stream.header.frame_count,
+            stream.header.fps,
+            len(data),
+            bs.section_sizes(data),
+            time.perf_counter() - started,
+            stream.motion.clipped,
+        )
 
 
 def smooth_motion(motion: Keypoints, sigma: float) -> Keypoints:
@@ -217,13 +262,15 @@ def smooth_motion(motion: Keypoints, sigma: float) -> Keypoints:
     from scipy.ndimage import gaussian_filter1d
 
     def smooth(x: torch.Tensor) -> torch.Tensor:
-        out = torch.from_numpy(gaussian_filter1d(x.numpy().astype(np.float64), sigma, axis=0,
-                                                 mode="nearest")).to(x.dtype)
+        out = torch.from_numpy(
+            gaussian_filter1d(x.numpy().astype(np.float64), sigma, axis=0, mode="nearest")
+        ).to(x.dtype)
         out[0] = x[0]
         return out
 
-    return Keypoints(smooth(motion.value),
-                     None if motion.jacobian is None else smooth(motion.jacobian))
+    return Keypoints(
+        smooth(motion.value), None if motion.jacobian is None else smooth(motion.jacobian)
+    )
 
 
 def _interpolate_motion(motion: Keypoints, stride: int, frame_count: int) -> Keypoints:
@@ -241,8 +288,9 @@ def _interpolate_motion(motion: Keypoints, stride: int, frame_count: int) -> Key
         w = weight.view(-1, *([1] * (x.dim() - 1)))
         return x[lower] * (1 - w) + x[upper] * w
 
-    return Keypoints(blend(motion.value),
-                     None if motion.jacobian is None else blend(motion.jacobian))
+    return Keypoints(
+        blend(motion.value), None if motion.jacobian is None else blend(motion.jacobian)
+    )
 
 
 class Decoder:
@@ -257,10 +305,16 @@ class Decoder:
         between the generated neighbours); ``fill=False``: the sent frames only
     """
 
-    def __init__(self, model: ModelSpec | None = None, device: str | torch.device | None = "auto",
-                 batch_size: int = 8, bf16: bool | None = None, fill: bool = True,
-                 inbetween: str | None = None,
-                 interpolator: InterpolatorSpec | None = None) -> None:
+    def __init__(
+        self,
+        model: ModelSpec | None = None,
+        device: str | torch.device | None = "auto",
+        batch_size: int = 8,
+        bf16: bool | None = None,
+        fill: bool = True,
+        inbetween: str | None = None,
+        interpolator: InterpolatorSpec | None = None,
+    ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
         inbetween = inbetween or DEFAULT_INBETWEEN
@@ -314,55 +368,73 @@ class Decoder:
             raise ModelMismatchError(
                 f"stream was made with model '{header.model_name}' (weights "
                 f"{header.weights_hash.hex()}), but the decoder has '{model.model_name}' "
-                f"(weights {model.weights_hash.hex()}); pass the encoder's model with --model")
+                f"(weights {model.weights_hash.hex()}); pass the encoder's model with --model"
+            )
         if model.config.num_kp != header.num_kp:
-            raise ModelMismatchError(f"stream has {header.num_kp} keypoints, model "
-                                     f"'{model.model_name}' {model.config.num_kp}")
+            raise ModelMismatchError(
+                f"stream has {header.num_kp} keypoints, model "
+                f"'{model.model_name}' {model.config.num_kp}"
+            )
         return model
 
     @torch.no_grad()
-    def decode_stream(self, stream: bs.Bitstream,
-                      progress: ProgressCallback | None = None) -> Iterator[np.ndarray]:
+    def decode_stream(
+        self, stream: bs.Bitstream, progress: ProgressCallback | None = None
+    ) -> Iterator[np.ndarray]:
         """Yield decoded (H, W, 3) uint8 batches of frames, ``batch_size`` at a time."""
         header = stream.header
         model = self.model_for(header)
         source_rgb = decode_image(stream.source_images[0])
         size = model.config.image_size
         if source_rgb.shape[:2] != (size, size):
-            raise FomcError(f"source image is {source_rgb.shape[1]}x{source_rgb.shape[0]}, "
-                            f"model '{model.model_name}' works at {size}x{size}")
+            raise FomcError(
+                f"source image is {source_rgb.shape[1]}x{source_rgb.shape[0]}, "
+                f"model '{model.model_name}' works at {size}x{size}"
+            )
         source = frames_to_images(source_rgb[None], self.device)
         kp_source = model.kp_detector(source)
         values, jacobians = dequantize_motion(stream.motion, header.quantization)
-        motion = Keypoints(torch.from_numpy(values),
-                           None if jacobians is None else torch.from_numpy(jacobians))
+        motion = Keypoints(
+            torch.from_numpy(values), None if jacobians is None else torch.from_numpy(jacobians)
+        )
         method = self.inbetween_method(header)
         if method == "keypoints":
             motion = _interpolate_motion(motion, header.motion_stride, header.frame_count)
         generated = self._generate(model, source, kp_source, motion, header)
         if method == "interpolator":
             synthesize = self.synthesizer()
-            generated = fill_frames(generated, header.motion_stride, header.frame_count,
-                                    synthesize)
+            generated = fill_frames(generated, header.motion_stride, header.frame_count, synthesize)
         for frames in generated:
             for start in range(0, len(frames), self.batch_size):
-                batch = images_to_frames(frames[start:start + self.batch_size])
+                batch = images_to_frames(frames[start : start + self.batch_size])
                 if progress:
                     progress(len(batch))
                 yield batch
 
-    def _generate(self, model: FOMM, source: torch.Tensor, kp_source: Keypoints,
-                  motion: Keypoints, header: bs.StreamHeader) -> Iterator[torch.Tensor]:
+    def _generate(
+        self,
+        model: FOMM,
+        source: torch.Tensor,
+        kp_source: Keypoints,
+        motion: Keypoints,
+        header: bs.StreamHeader,
+    ) -> Iterator[torch.Tensor]:
         """Generator output (B, 3, H, W) float batches, one frame per motion entry."""
         generator = model.generator
-        source_in = source.contiguous(memory_format=torch.channels_last) \
-            if self.device.type == "cpu" else source
+        source_in = (
+            source.contiguous(memory_format=torch.channels_last)
+            if self.device.type == "cpu"
+            else source
+        )
         with autocast(self.device, self.bf16):
             features = generator.encode_source(source_in)
-            small = (generator.dense_motion_network.downsample(source_in)
-                     if generator.dense_motion_network is not None else None)
+            small = (
+                generator.dense_motion_network.downsample(source_in)
+                if generator.dense_motion_network is not None
+                else None
+            )
         for start in range(0, motion.value.shape[0], self.batch_size):
-            chunk = motion[start:start + self.batch_size].to(self.device)
+            chunk = motion[start : start + self.batch_size].to(self.device)
             if header.relative_motion:
                 kp_driving = apply_relative_motion(chunk, kp_source, header.adapt_scale)
             else:
@@ -371,10 +443,14 @@ class Decoder:
                 out = generator.decode(source_in, features, kp_driving, kp_source, small)
             yield out["prediction"].float().clamp(0, 1)
 
-    def decode_file(self, src: str | os.PathLike | bs.Bitstream, dst: str | os.PathLike,
-                    overwrite: bool = False,
-                    progress: ProgressCallback | None = None,
-                    output: VideoOutput | None = None) -> CodingStats:
+    def decode_file(
+        self,
+        src: str | os.PathLike | bs.Bitstream,
+        dst: str | os.PathLike,
+        overwrite: bool = False,
+        progress: ProgressCallback | None = None,
+        output: VideoOutput | None = None,
+    ) -> CodingStats:
         """Decode a ``.fomc`` file (or a stream already read from one) to a video file
         (written atomically, as ``output`` says: default yuv420p H.264 at CRF 18)."""
         started = time.perf_counter()
@@ -386,22 +462,41 @@ class Decoder:
         if self.inbetween_method(header) == "interpolator":
             self.synthesizer()
         fps = self.output_fps(header)
-        writer = (output or VideoOutput()).writer(dst, fps, (header.width, header.height),
-                                                  overwrite)
+        writer = (output or VideoOutput()).writer(
+            dst, fps, (header.width, header.height), overwrite
+        )
         with writer:
             for frames in self.decode_stream(stream, progress):
                 writer.write(frames)
-        return CodingStats("decoded", self.output_frame_count(header), fps, sum(sizes.values()),
-                           sizes, time.perf_counter() - started, header.clipped)
+        return CodingStats(
+            "decoded",
+            self.output_frame_count(header),
+            fps,
+            sum(sizes.values()),
+            sizes,
+            time.perf_counter() - started,
+            header.clipped,
+        )
 
 
-def encode(src: str | os.PathLike, dst: str | os.PathLike, model: ModelSpec | None = None,
-           crop: CropBox | None = None, overwrite: bool = False, **options) -> CodingStats:
+def encode(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    model: ModelSpec | None = None,
+    crop: CropBox | None = None,
+    overwrite: bool = False,
+    **options,
+) -> CodingStats:
     """Encode video file ``src`` to ``.fomc`` file ``dst``; ``options`` go to :class:`Encoder`."""
     return Encoder(model, **options).encode_file(src, dst, crop=crop, overwrite=overwrite)
 
 
-def decode(src: str | os.PathLike, dst: str | os.PathLike, model: ModelSpec | None = None,
-           overwrite: bool = False, **options) -> CodingStats:
+def decode(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    model: ModelSpec | None = None,
+    overwrite: bool = False,
+    **options,
+) -> CodingStats:
     """Decode ``.fomc`` file ``src`` to video file ``dst``; ``options`` go to :class:`Decoder`."""
     return Decoder(model, **options).decode_file(src, dst, overwrite=overwrite)

@@ -88,9 +88,7 @@ class QuantizedMotion:
             return False
         same_jac = self.jacobians is None or np.array_equal(self.jacobians, other.jacobians)
         return (
-            self.clipped == other.clipped
-            and np.array_equal(self.values, other.values)
-            and same_jac
+            self.clipped == other.clipped and np.array_equal(self.values, other.values) and same_jac
         )
 
 
@@ -186,7 +184,5 @@ def dequantize_motion(
     values = (motion.values.astype(np.float64) / params.value_scale).astype(np.float32)
     jacobians = None
     if motion.jacobians is not None:
-        jacobians = (motion.jacobians.astype(np.float64) / params.jacobian_scale).astype(
-            np.float32
-        )
+        jacobians = (motion.jacobians.astype(np.float64) / params.jacobian_scale).astype(np.float32)
     return values, jacobians

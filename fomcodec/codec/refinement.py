@@ -20,9 +20,15 @@ from fomcodec.nets.fomm import FOMM
 from fomcodec.nets.keypoint_detector import Keypoints
 
 
-def reconstruction_error(model: FOMM, source: torch.Tensor, source_features: object,
-                         kp_source: Keypoints, motion: Keypoints, frames: torch.Tensor,
-                         scale: float | None = 1.0) -> torch.Tensor:
+def reconstruction_error(
+    model: FOMM,
+    source: torch.Tensor,
+    source_features: object,
+    kp_source: Keypoints,
+    motion: Keypoints,
+    frames: torch.Tensor,
+    scale: float | None = 1.0,
+) -> torch.Tensor:
     """Mean absolute error per frame (B,) of the decoder's output for ``motion``: relative
     motion applied to ``kp_source`` with ``scale``, or absolute keypoints when ``scale`` is
     None."""
@@ -36,14 +42,23 @@ def _quantised(motion: Keypoints, params: QuantizationParams) -> Keypoints:
     jacobian = None if motion.jacobian is None else motion.jacobian.detach().cpu().numpy()
     quantized = quantize_motion(motion.value.detach().cpu().numpy(), jacobian, params)
     values, jacobians = dequantize_motion(quantized, params)
-    return Keypoints(torch.from_numpy(values).to(motion.value),
-                     None if jacobians is None else torch.from_numpy(jacobians).to(motion.value))
+    return Keypoints(
+        torch.from_numpy(values).to(motion.value),
+        None if jacobians is None else torch.from_numpy(jacobians).to(motion.value),
+    )
 
 
-def refine_motion(model: FOMM, source: torch.Tensor, kp_source: Keypoints, motion: Keypoints,
-                  frames: torch.Tensor, steps: int, learning_rate: float = 2e-3,
-                  quantization: QuantizationParams | None = None,
-                  scale: float | None = 1.0) -> tuple[Keypoints, torch.Tensor]:
+def refine_motion(
+    model: FOMM,
+    source: torch.Tensor,
+    kp_source: Keypoints,
+    motion: Keypoints,
+    frames: torch.Tensor,
+    steps: int,
+    learning_rate: float = 2e-3,
+    quantization: QuantizationParams | None = None,
+    scale: float | None = 1.0,
+) -> tuple[Keypoints, torch.Tensor]:
     """Optimise ``motion`` (B frames; relative unless ``scale`` is None, as in
     :func:`reconstruction_error`) so the frozen decoder reproduces ``frames``.
 
@@ -60,8 +75,9 @@ def refine_motion(model: FOMM, source: torch.Tensor, kp_source: Keypoints, motio
     if steps <= 0:
         return best, best_error
     value = motion.value.detach().clone().requires_grad_(True)
-    jacobian = (None if motion.jacobian is None
-                else motion.jacobian.detach().clone().requires_grad_(True))
+    jacobian = (
+        None if motion.jacobian is None else motion.jacobian.detach().clone().requires_grad_(True)
+    )
     optimised = [t for t in (value, jacobian) if t is not None]
     optimizer = torch.optim.Adam(optimised, lr=learning_rate)
     requires_grad = [p.requires_grad for p in model.parameters()]
@@ -69,8 +85,9 @@ def refine_motion(model: FOMM, source: torch.Tensor, kp_source: Keypoints, motio
     check_every = max(1, steps // 4)
     try:
         for step in range(1, steps + 1):
-            error = reconstruction_error(model, source, features, kp_source,
-                                         Keypoints(value, jacobian), frames, scale)
+            error = reconstruction_error(
+                model, source, features, kp_source, Keypoints(value, jacobian), frames, scale
+            )
             optimizer.zero_grad(set_to_none=True)
             error.sum().backward()
             optimizer.step()
@@ -78,8 +95,9 @@ def refine_motion(model: FOMM, source: torch.Tensor, kp_source: Keypoints, motio
                 continue
             with torch.no_grad():
                 candidate = _quantised(Keypoints(value, jacobian), params)
-                candidate_error = reconstruction_error(model, source, features, kp_source,
-                                                       candidate, frames, scale)
+                candidate_error = reconstruction_error(
+                    model, source, features, kp_source, candidate, frames, scale
+                )
                 best, best_error = _keep_better(best, best_error, candidate, candidate_error)
     finally:
         for parameter, flag in zip(model.parameters(), requires_grad, strict=True):
@@ -87,11 +105,15 @@ def refine_motion(model: FOMM, source: torch.Tensor, kp_source: Keypoints, motio
     return best, best_error
 
 
-def _keep_better(best: Keypoints, best_error: torch.Tensor, candidate: Keypoints,
-                 candidate_error: torch.Tensor) -> tuple[Keypoints, torch.Tensor]:
+def _keep_better(
+    best: Keypoints, best_error: torch.Tensor, candidate: Keypoints, candidate_error: torch.Tensor
+) -> tuple[Keypoints, torch.Tensor]:
     """Per frame, the motion with the lower error."""
     better = candidate_error < best_error
     value = torch.where(better.view(-1, 1, 1), candidate.value, best.value)
-    jacobian = (None if best.jacobian is None else
-                torch.where(better.view(-1, 1, 1, 1), candidate.jacobian, best.jacobian))
+    jacobian = (
+        None
+        if best.jacobian is None
+        else torch.where(better.view(-1, 1, 1, 1), candidate.jacobian, best.jacobian)
+    )
     return Keypoints(value, jacobian), torch.minimum(best_error, candidate_error)

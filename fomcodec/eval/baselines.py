@@ -74,8 +74,9 @@ class BaselineConfig:
         if not low <= self.crf <= high:
             raise ValueError(f"{self.codec} CRF must be in {low}..{high}, not {self.crf}")
         if self.size % 2 or not MIN_SIZE <= self.size <= FRAME_SIZE:
-            raise ValueError(f"coded size must be even and in {MIN_SIZE}..{FRAME_SIZE}, "
-                             f"not {self.size}")
+            raise ValueError(
+                f"coded size must be even and in {MIN_SIZE}..{FRAME_SIZE}, not {self.size}"
+            )
         if self.fps_divisor < 1:
             raise ValueError(f"fps_divisor must be positive, not {self.fps_divisor}")
 
@@ -135,16 +136,18 @@ def _options(config: BaselineConfig, gop: int, threads: int | None) -> dict[str,
     return {"crf": str(config.crf), "preset": preset, "svtav1-params": params}
 
 
-def _encode(frames: np.ndarray, fps: Fraction, config: BaselineConfig,
-            threads: int | None) -> tuple[bytes, int, int]:
+def _encode(
+    frames: np.ndarray, fps: Fraction, config: BaselineConfig, threads: int | None
+) -> tuple[bytes, int, int]:
     """Encode already scaled frames to MP4 bytes; returns (mp4, payload bytes, keyframes)."""
     gop = len(frames)
     buffer = io.BytesIO()
     payload = keyframes = 0
     bsf: Any = None
     with av.open(buffer, mode="w", format=CONTAINER_FORMAT) as container:
-        stream = container.add_stream(config.encoder, rate=fps,
-                                      options=_options(config, gop, threads))
+        stream = container.add_stream(
+            config.encoder, rate=fps, options=_options(config, gop, threads)
+        )
         stream.width = stream.height = config.size
         stream.pix_fmt = "yuv420p"
         stream.codec_context.gop_size = gop
@@ -191,8 +194,12 @@ def _decode(data: bytes, expected: int) -> list[np.ndarray]:
     return frames
 
 
-def encode_decode(frames: np.ndarray, fps: Fraction | int | float, config: BaselineConfig,
-                  threads: int | None = None) -> BaselineRun:
+def encode_decode(
+    frames: np.ndarray,
+    fps: Fraction | int | float,
+    config: BaselineConfig,
+    threads: int | None = None,
+) -> BaselineRun:
     """Encode (N, 256, 256, 3) uint8 RGB frames at ``config``, decode them again, and return
     the decoded frames at 256x256 and the original frame count, with the byte counts.
 
@@ -201,17 +208,23 @@ def encode_decode(frames: np.ndarray, fps: Fraction | int | float, config: Basel
         - result ``frames``: (N, 256, 256, 3) uint8
     """
     frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[1:] != (FRAME_SIZE, FRAME_SIZE, 3) \
-            or frames.dtype != np.uint8 or len(frames) == 0:
-        raise ValueError(f"expected (N, {FRAME_SIZE}, {FRAME_SIZE}, 3) uint8 frames, got "
-                         f"{frames.shape} {frames.dtype}")
+    if (
+        frames.ndim != 4
+        or frames.shape[1:] != (FRAME_SIZE, FRAME_SIZE, 3)
+        or frames.dtype != np.uint8
+        or len(frames) == 0
+    ):
+        raise ValueError(
+            f"expected (N, {FRAME_SIZE}, {FRAME_SIZE}, 3) uint8 frames, got "
+            f"{frames.shape} {frames.dtype}"
+        )
     if not available_codecs()[config.codec]:
         raise FomcError(f"PyAV's FFmpeg has no {config.encoder} encoder")
     fps = Fraction(fps).limit_denominator(1_000_000)
     if fps <= 0:
         raise ValueError(f"fps must be positive, not {fps}")
     started = time.perf_counter()
-    kept = frames[::config.fps_divisor]
+    kept = frames[:: config.fps_divisor]
     scaled = np.stack([_resize(frame, config.size) for frame in kept])
     try:
         data, payload, keyframes = _encode(scaled, fps / config.fps_divisor, config, threads)
@@ -220,9 +233,16 @@ def encode_decode(frames: np.ndarray, fps: Fraction | int | float, config: Basel
     encoded = time.perf_counter()
     decoded = _decode(data, len(kept))
     restored = np.stack([_resize(frame, FRAME_SIZE) for frame in decoded])
-    output = np.repeat(restored, config.fps_divisor, axis=0)[:len(frames)]
+    output = np.repeat(restored, config.fps_divisor, axis=0)[: len(frames)]
     finished = time.perf_counter()
-    return BaselineRun(config=config, frames=output, file_bytes=len(data),
-                       payload_bytes=payload, keyframes=keyframes, coded_frames=len(kept),
-                       encode_seconds=encoded - started, decode_seconds=finished - encoded,
-                       data=data)
+    return BaselineRun(
+        config=config,
+        frames=output,
+        file_bytes=len(data),
+        payload_bytes=payload,
+        keyframes=keyframes,
+        coded_frames=len(kept),
+        encode_seconds=encoded - started,
+        decode_seconds=finished - encoded,
+        data=data,
+    )

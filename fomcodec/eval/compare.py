@@ -59,12 +59,16 @@ MEAN_CLIP = "(mean)"
 #: Output files :func:`write_outputs` writes besides one ``<codec>.json`` and ``rd-<metric>.png``
 #: each.
 RESULTS_JSON, RESULTS_CSV, SUMMARY_MD = "results.json", "results.csv", "summary.md"
-METRIC_LABELS = {"psnr-y": "PSNR-Y (dB)", "psnr-rgb": "PSNR-RGB (dB)", "ssim-rgb": "SSIM",
-                 "ms-ssim-rgb": "MS-SSIM", "vmaf": "VMAF",
-                 "akd": "AKD (px, lower is better)"}
+METRIC_LABELS = {
+    "psnr-y": "PSNR-Y (dB)",
+    "psnr-rgb": "PSNR-RGB (dB)",
+    "ssim-rgb": "SSIM",
+    "ms-ssim-rgb": "MS-SSIM",
+    "vmaf": "VMAF",
+    "akd": "AKD (px, lower is better)",
+}
 CODEC_ORDER = ("fomc", "av1", "h264", "still")
-CODEC_STYLE = {"fomc": ("C0", "o"), "av1": ("C1", "s"), "h264": ("C2", "^"),
-               "still": ("0.5", "x")}
+CODEC_STYLE = {"fomc": ("C0", "o"), "av1": ("C1", "s"), "h264": ("C2", "^"), "still": ("0.5", "x")}
 
 Progress = Callable[[str], None]
 
@@ -80,10 +84,16 @@ class FomcPoint:
     jacobian_scale: int = bs.DEFAULT_QUANTIZATION[bs.DEFAULT_MOTION_CODING].jacobian_scale
     coding: str = bs.DEFAULT_MOTION_CODING
 
-    _KEYS = {"q": "quality", "quality": "quality", "stride": "motion_stride",
-             "motion_stride": "motion_stride", "vs": "value_scale",
-             "value_scale": "value_scale", "js": "jacobian_scale",
-             "jacobian_scale": "jacobian_scale"}
+    _KEYS = {
+        "q": "quality",
+        "quality": "quality",
+        "stride": "motion_stride",
+        "motion_stride": "motion_stride",
+        "vs": "value_scale",
+        "value_scale": "value_scale",
+        "js": "jacobian_scale",
+        "jacobian_scale": "jacobian_scale",
+    }
 
     def __post_init__(self) -> None:
         if not 0 <= self.quality <= 100:
@@ -92,8 +102,9 @@ class FomcPoint:
             raise ValueError(f"motion stride must be in 1..255, not {self.motion_stride}")
         QuantizationParams(self.value_scale, self.jacobian_scale)
         if self.coding not in bs.MOTION_CODINGS:
-            raise ValueError(f"motion coding must be one of {bs.MOTION_CODINGS}, "
-                             f"not {self.coding!r}")
+            raise ValueError(
+                f"motion coding must be one of {bs.MOTION_CODINGS}, not {self.coding!r}"
+            )
 
     @classmethod
     def parse(cls, text: str) -> FomcPoint:
@@ -107,8 +118,9 @@ class FomcPoint:
                 continue
             name = cls._KEYS.get(key.strip())
             if not sep or name is None:
-                raise ValueError(f"fomc point {text!r}: expected q=N,stride=N,vs=N,js=N,"
-                                 "coding=range|lzma2")
+                raise ValueError(
+                    f"fomc point {text!r}: expected q=N,stride=N,vs=N,js=N,coding=range|lzma2"
+                )
             try:
                 values[name] = int(value)
             except ValueError:
@@ -122,8 +134,10 @@ class FomcPoint:
     @property
     def label(self) -> str:
         coding = "" if self.coding == bs.DEFAULT_MOTION_CODING else f" {self.coding}"
-        return (f"q{self.quality} stride{self.motion_stride} "
-                f"vs{self.value_scale} js{self.jacobian_scale}{coding}")
+        return (
+            f"q{self.quality} stride{self.motion_stride} "
+            f"vs{self.value_scale} js{self.jacobian_scale}{coding}"
+        )
 
 
 #: From a still-like stream (coarse keypoints every 4th frame, a small image) to a sharp image;
@@ -131,8 +145,12 @@ class FomcPoint:
 #: image quality shows what the range-coded motion saves.
 DEFAULT_FOMC_POINTS: tuple[FomcPoint, ...] = (
     FomcPoint(quality=10, motion_stride=4, value_scale=125, jacobian_scale=10),
-    FomcPoint(quality=15), FomcPoint(quality=30), FomcPoint(quality=45), FomcPoint(quality=60),
-    FomcPoint.parse("q=30,coding=lzma2"))
+    FomcPoint(quality=15),
+    FomcPoint(quality=30),
+    FomcPoint(quality=45),
+    FomcPoint(quality=60),
+    FomcPoint.parse("q=30,coding=lzma2"),
+)
 DEFAULT_CRFS: dict[str, tuple[int, ...]] = {"av1": (63, 55, 47, 39), "h264": (51, 45, 39, 33)}
 #: (coded size, frame-rate divisor) rungs every baseline CRF is run at.
 DEFAULT_LADDER: tuple[tuple[int, int], ...] = ((256, 1), (128, 2), (64, 4))
@@ -146,8 +164,9 @@ def parse_ladder(text: str) -> tuple[tuple[int, int], ...]:
         try:
             rung = (int(size), int(divisor or 1))
         except ValueError:
-            raise ValueError(f"ladder {text!r}: expected SIZE/DIVISOR,... e.g. 256/1,128/2") \
-                from None
+            raise ValueError(
+                f"ladder {text!r}: expected SIZE/DIVISOR,... e.g. 256/1,128/2"
+            ) from None
         BaselineConfig("h264", 30, *rung)  # validates size and divisor
         rungs.append(rung)
     if not rungs:
@@ -172,21 +191,35 @@ class CompareSettings:
     min_overlap: float = MIN_OVERLAP
 
     def baseline_configs(self, codec: str) -> list[BaselineConfig]:
-        return [BaselineConfig(codec, crf, size, divisor, self.presets.get(codec))
-                for size, divisor in self.ladder for crf in self.crfs[codec]]
+        return [
+            BaselineConfig(codec, crf, size, divisor, self.presets.get(codec))
+            for size, divisor in self.ladder
+            for crf in self.crfs[codec]
+        ]
 
     def runs_per_clip(self) -> int:
         still = len({p.quality for p in self.fomc_points}) if self.still else 0
-        return (len(self.fomc_points) + still
-                + sum(len(self.baseline_configs(codec)) for codec in self.codecs))
+        return (
+            len(self.fomc_points)
+            + still
+            + sum(len(self.baseline_configs(codec)) for codec in self.codecs)
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"frames": self.frames, "fomc_points": [p.label for p in self.fomc_points],
-                "codecs": list(self.codecs), "crfs": {c: list(self.crfs[c]) for c in self.codecs},
-                "ladder": [f"{s}/{d}" for s, d in self.ladder],
-                "presets": {c: self.presets.get(c) or ENCODERS[c][1] for c in self.codecs},
-                "vmaf": self.vmaf, "akd": self.akd, "still": self.still, "threads": self.threads,
-                "min_overlap": self.min_overlap, "bd_method": BD_METHOD}
+        return {
+            "frames": self.frames,
+            "fomc_points": [p.label for p in self.fomc_points],
+            "codecs": list(self.codecs),
+            "crfs": {c: list(self.crfs[c]) for c in self.codecs},
+            "ladder": [f"{s}/{d}" for s, d in self.ladder],
+            "presets": {c: self.presets.get(c) or ENCODERS[c][1] for c in self.codecs},
+            "vmaf": self.vmaf,
+            "akd": self.akd,
+            "still": self.still,
+            "threads": self.threads,
+            "min_overlap": self.min_overlap,
+            "bd_method": BD_METHOD,
+        }
 
 
 @dataclass
@@ -237,28 +270,36 @@ class BDRate:
     def warning(self) -> str | None:
         name = f"fomc vs {self.anchor} ({self.metric}, {self.rate} bytes)"
         if self.problem == "points":
-            return (f"{name}: no BD-rate, needs 2 Pareto points per curve, has "
-                    f"{self.points[0]} and {self.points[1]}")
+            return (
+                f"{name}: no BD-rate, needs 2 Pareto points per curve, has "
+                f"{self.points[0]} and {self.points[1]}"
+            )
         if self.problem == "no-overlap":
             return f"{name}: no BD-rate, the curves do not overlap in quality"
         if self.problem == "overlap":
-            return (f"{name}: the curves barely overlap ({self.overlap:.1%} of their quality "
-                    "range); the BD-rate describes only that part")
+            return (
+                f"{name}: the curves barely overlap ({self.overlap:.1%} of their quality "
+                "range); the BD-rate describes only that part"
+            )
         return None
 
 
 def bd_warnings(bd_rates: Sequence[BDRate]) -> list[str]:
     """The BD-rate problems, one line per baseline, byte count and kind of problem."""
-    text = {"points": "no BD-rate (fewer than 2 Pareto points on a curve)",
-            "no-overlap": "no BD-rate (the curves do not overlap in quality)",
-            "overlap": "curves barely overlap, BD-rate covers only the overlap"}
+    text = {
+        "points": "no BD-rate (fewer than 2 Pareto points on a curve)",
+        "no-overlap": "no BD-rate (the curves do not overlap in quality)",
+        "overlap": "curves barely overlap, BD-rate covers only the overlap",
+    }
     groups: dict[tuple[str, str, str], list[str]] = {}
     for b in bd_rates:
         if b.problem:
             detail = f"{b.metric} ({b.overlap:.1%})" if b.problem == "overlap" else b.metric
             groups.setdefault((b.anchor, b.rate, b.problem), []).append(detail)
-    return [f"fomc vs {anchor} ({rate} bytes): {text[problem]}: {', '.join(metrics)}"
-            for (anchor, rate, problem), metrics in groups.items()]
+    return [
+        f"fomc vs {anchor} ({rate} bytes): {text[problem]}: {', '.join(metrics)}"
+        for (anchor, rate, problem), metrics in groups.items()
+    ]
 
 
 @dataclass
@@ -280,23 +321,30 @@ class CompareResult:
 # --- running ------------------------------------------------------------------------------
 
 
-def _measure(reference: np.ndarray, distorted: np.ndarray, fps: Fraction,
-             settings: CompareSettings) -> dict[str, float]:
-    with QualityMeter(vmaf=settings.vmaf, fps=fps, vmaf_threads=settings.threads or 1,
-                      akd=settings.akd) as meter:
+def _measure(
+    reference: np.ndarray, distorted: np.ndarray, fps: Fraction, settings: CompareSettings
+) -> dict[str, float]:
+    with QualityMeter(
+        vmaf=settings.vmaf, fps=fps, vmaf_threads=settings.threads or 1, akd=settings.akd
+    ) as meter:
         meter.update(reference, distorted)
         return meter.result()
 
 
-def _fomc_run(frames: np.ndarray, fps: Fraction, point: FomcPoint, model: Any, device: str
-              ) -> tuple[bytes, dict[str, int], np.ndarray, float, float]:
+def _fomc_run(
+    frames: np.ndarray, fps: Fraction, point: FomcPoint, model: Any, device: str
+) -> tuple[bytes, dict[str, int], np.ndarray, float, float]:
     from fomcodec.codec.pipeline import Decoder, Encoder
 
     started = time.perf_counter()
-    encoder = Encoder(model, device=device, image_quality=point.quality,
-                      quantization=QuantizationParams(point.value_scale, point.jacobian_scale),
-                      motion_coding=point.coding,
-                      motion_stride=point.motion_stride)
+    encoder = Encoder(
+        model,
+        device=device,
+        image_quality=point.quality,
+        quantization=QuantizationParams(point.value_scale, point.jacobian_scale),
+        motion_coding=point.coding,
+        motion_stride=point.motion_stride,
+    )
     data = bs.pack(encoder.encode_frames(iter(frames), fps))
     encoded = time.perf_counter()
     decoder = Decoder(model, device=device)
@@ -305,8 +353,13 @@ def _fomc_run(frames: np.ndarray, fps: Fraction, point: FomcPoint, model: Any, d
     return data, bs.section_sizes(data), decoded, encoded - started, finished - encoded
 
 
-def measure_clip(clip: str | os.PathLike, settings: CompareSettings, model: Any,
-                 device: str = "auto", progress: Progress | None = None) -> list[Measurement]:
+def measure_clip(
+    clip: str | os.PathLike,
+    settings: CompareSettings,
+    model: Any,
+    device: str = "auto",
+    progress: Progress | None = None,
+) -> list[Measurement]:
     """Every run of ``settings`` on one clip (see the module docstring)."""
     clip = Path(clip)
     fps = probe_video(clip).fps
@@ -315,19 +368,44 @@ def measure_clip(clip: str | os.PathLike, settings: CompareSettings, model: Any,
     duration = count / float(fps)
     rows: list[Measurement] = []
 
-    def add(codec: str, config: str, params: dict[str, Any], size: float, payload: float,
-            decoded: np.ndarray, encode_s: float, decode_s: float) -> None:
-        rows.append(Measurement(clip.name, codec, config, params, count, duration, size, payload,
-                                _measure(frames, decoded, fps, settings), encode_s, decode_s))
+    def add(
+        codec: str,
+        config: str,
+        params: dict[str, Any],
+        size: float,
+        payload: float,
+        decoded: np.ndarray,
+        encode_s: float,
+        decode_s: float,
+    ) -> None:
+        rows.append(
+            Measurement(
+                clip.name,
+                codec,
+                config,
+                params,
+                count,
+                duration,
+                size,
+                payload,
+                _measure(frames, decoded, fps, settings),
+                encode_s,
+                decode_s,
+            )
+        )
         if progress:
             progress(f"{clip.name}: {codec} {config}")
 
     for point in settings.fomc_points:
         data, sizes, decoded, encode_s, decode_s = _fomc_run(frames, fps, point, model, device)
         payload = sizes["header"] + sizes["image"] + sizes["motion"]
-        params = {"quality": point.quality, "motion_stride": point.motion_stride,
-                  "value_scale": point.value_scale, "jacobian_scale": point.jacobian_scale,
-                  "motion_coding": point.coding}
+        params = {
+            "quality": point.quality,
+            "motion_stride": point.motion_stride,
+            "value_scale": point.value_scale,
+            "jacobian_scale": point.jacobian_scale,
+            "motion_coding": point.coding,
+        }
         add("fomc", point.label, params, len(data), payload, decoded, encode_s, decode_s)
     if settings.still:
         for quality in sorted({p.quality for p in settings.fomc_points}):
@@ -335,15 +413,36 @@ def measure_clip(clip: str | os.PathLike, settings: CompareSettings, model: Any,
             image = encode_image(frames[0], DEFAULT_CODEC, quality)
             encoded = time.perf_counter()
             still = np.repeat(decode_image(image)[None], count, axis=0)
-            add("still", f"{DEFAULT_CODEC} q{quality}", {"quality": quality}, len(image.data),
-                len(image.data), still, encoded - started, time.perf_counter() - encoded)
+            add(
+                "still",
+                f"{DEFAULT_CODEC} q{quality}",
+                {"quality": quality},
+                len(image.data),
+                len(image.data),
+                still,
+                encoded - started,
+                time.perf_counter() - encoded,
+            )
     for codec in settings.codecs:
         for config in settings.baseline_configs(codec):
             run = encode_decode(frames, fps, config, settings.threads)
-            params = {"crf": config.crf, "size": config.size, "fps_divisor": config.fps_divisor,
-                      "preset": config.effective_preset, "keyframes": run.keyframes}
-            add(codec, config.label, params, run.file_bytes, run.payload_bytes, run.frames,
-                run.encode_seconds, run.decode_seconds)
+            params = {
+                "crf": config.crf,
+                "size": config.size,
+                "fps_divisor": config.fps_divisor,
+                "preset": config.effective_preset,
+                "keyframes": run.keyframes,
+            }
+            add(
+                codec,
+                config.label,
+                params,
+                run.file_bytes,
+                run.payload_bytes,
+                run.frames,
+                run.encode_seconds,
+                run.decode_seconds,
+            )
     return rows
 
 
@@ -361,13 +460,21 @@ def mean_rows(rows: Sequence[Measurement]) -> list[Measurement]:
         duration = float(np.mean([r.duration for r in group]))
         frames = round(float(np.mean([r.frames for r in group])))
         names = [m for m in METRICS if all(m in r.metrics for r in group)]
-        means.append(Measurement(
-            MEAN_CLIP, codec, config, dict(group[0].params), frames, duration,
-            float(np.mean([r.kbps for r in group])) * 1000 / 8 * duration,
-            float(np.mean([r.payload_kbps for r in group])) * 1000 / 8 * duration,
-            {m: float(np.mean([r.metrics[m] for r in group])) for m in names},
-            float(np.mean([r.encode_seconds for r in group])),
-            float(np.mean([r.decode_seconds for r in group]))))
+        means.append(
+            Measurement(
+                MEAN_CLIP,
+                codec,
+                config,
+                dict(group[0].params),
+                frames,
+                duration,
+                float(np.mean([r.kbps for r in group])) * 1000 / 8 * duration,
+                float(np.mean([r.payload_kbps for r in group])) * 1000 / 8 * duration,
+                {m: float(np.mean([r.metrics[m] for r in group])) for m in names},
+                float(np.mean([r.encode_seconds for r in group])),
+                float(np.mean([r.decode_seconds for r in group])),
+            )
+        )
     return means
 
 
@@ -386,8 +493,9 @@ def pareto_front(rates: Sequence[float], values: Sequence[float]) -> list[int]:
     return front
 
 
-def curve(rows: Sequence[Measurement], codec: str, metric: str, rate: str = "file"
-          ) -> tuple[np.ndarray, np.ndarray, list[Measurement]]:
+def curve(
+    rows: Sequence[Measurement], codec: str, metric: str, rate: str = "file"
+) -> tuple[np.ndarray, np.ndarray, list[Measurement]]:
     """The Pareto front of ``codec`` for ``metric``: (kbps, metric values, rows); for a metric
     where lower is better (AKD) the front is the lowest values."""
     chosen = [r for r in rows if r.codec == codec and metric in r.metrics]
@@ -395,8 +503,11 @@ def curve(rows: Sequence[Measurement], codec: str, metric: str, rate: str = "fil
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
     values = [sign * r.metrics[metric] for r in chosen]
     front = pareto_front(rates, values)
-    return (np.array([rates[i] for i in front]), np.array([sign * values[i] for i in front]),
-            [chosen[i] for i in front])
+    return (
+        np.array([rates[i] for i in front]),
+        np.array([sign * values[i] for i in front]),
+        [chosen[i] for i in front],
+    )
 
 
 def curve_overlap(a: np.ndarray, b: np.ndarray) -> float:
@@ -410,8 +521,14 @@ def curve_overlap(a: np.ndarray, b: np.ndarray) -> float:
     return max(common, 0.0) / joint
 
 
-def bd_rate(rows: Sequence[Measurement], anchor: str, metric: str, rate: str = "file",
-            test: str = "fomc", min_overlap: float = MIN_OVERLAP) -> BDRate:
+def bd_rate(
+    rows: Sequence[Measurement],
+    anchor: str,
+    metric: str,
+    rate: str = "file",
+    test: str = "fomc",
+    min_overlap: float = MIN_OVERLAP,
+) -> BDRate:
     """BD-rate of ``test`` against ``anchor`` on their Pareto fronts (bjontegaard, Akima)."""
     import bjontegaard
 
@@ -427,25 +544,45 @@ def bd_rate(rows: Sequence[Measurement], anchor: str, metric: str, rate: str = "
         return BDRate(anchor, metric, rate, None, 0.0, points, "no-overlap")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        value = float(bjontegaard.bd_rate(rate_a, value_a, rate_t, value_t, method=BD_METHOD,
-                                          require_matching_points=False, min_overlap=0))
+        value = float(
+            bjontegaard.bd_rate(
+                rate_a,
+                value_a,
+                rate_t,
+                value_t,
+                method=BD_METHOD,
+                require_matching_points=False,
+                min_overlap=0,
+            )
+        )
     if not math.isfinite(value):
         return BDRate(anchor, metric, rate, None, overlap, points, "no-overlap")
-    return BDRate(anchor, metric, rate, value, overlap, points,
-                  "overlap" if overlap < min_overlap else None)
+    return BDRate(
+        anchor, metric, rate, value, overlap, points, "overlap" if overlap < min_overlap else None
+    )
 
 
-def all_bd_rates(rows: Sequence[Measurement], settings: CompareSettings,
-                 metrics: Iterable[str]) -> list[BDRate]:
+def all_bd_rates(
+    rows: Sequence[Measurement], settings: CompareSettings, metrics: Iterable[str]
+) -> list[BDRate]:
     if not any(r.codec == "fomc" for r in rows):
         return []
-    return [bd_rate(rows, anchor, metric, rate, min_overlap=settings.min_overlap)
-            for anchor in settings.codecs for rate in ("file", "payload") for metric in metrics]
+    return [
+        bd_rate(rows, anchor, metric, rate, min_overlap=settings.min_overlap)
+        for anchor in settings.codecs
+        for rate in ("file", "payload")
+        for metric in metrics
+    ]
 
 
-def run(clips: Sequence[str | os.PathLike], settings: CompareSettings | None = None,
-        model: Any = None, device: str = "auto", progress: Progress | None = None,
-        command: str | None = None) -> CompareResult:
+def run(
+    clips: Sequence[str | os.PathLike],
+    settings: CompareSettings | None = None,
+    model: Any = None,
+    device: str = "auto",
+    progress: Progress | None = None,
+    command: str | None = None,
+) -> CompareResult:
     """Run the whole comparison on ``clips``; ``model`` is a name, path or loaded FOMM
     (None: the default model)."""
     from fomcodec.nets.fomm import FOMM
@@ -466,14 +603,15 @@ def run(clips: Sequence[str | os.PathLike], settings: CompareSettings | None = N
         notes.append("VMAF left out: the imageio-ffmpeg ffmpeg with libvmaf was not found")
         settings = dataclasses.replace(settings, vmaf=False)
     if settings.akd and not landmarks_available():
-        notes.append("AKD left out: MediaPipe's Face Mesh is not installed "
-                     "(pip install 'fomcodec[landmarks]')")
+        notes.append(
+            "AKD left out: MediaPipe's Face Mesh is not installed "
+            "(pip install 'fomcodec[landmarks]')"
+        )
         settings = dataclasses.replace(settings, akd=False)
     if isinstance(model, FOMM):
         fomm = model.to(resolve_device(device)).eval()
     else:
-        fomm = load_model(DEFAULT_MODEL if model is None else model,
-                          device=resolve_device(device))
+        fomm = load_model(DEFAULT_MODEL if model is None else model, device=resolve_device(device))
     rows: list[Measurement] = []
     for clip in clips:
         rows.extend(measure_clip(clip, settings, fomm, device, progress))
@@ -482,8 +620,11 @@ def run(clips: Sequence[str | os.PathLike], settings: CompareSettings | None = N
     bd = all_bd_rates(means, settings, metrics)
     notes.extend(bd_warnings(bd))
     weights_file = getattr(fomm, "weights_path", None)
-    model_info = {"name": fomm.model_name, "weights": fomm.weights_hash.hex(),
-                  "file": Path(weights_file).name if weights_file else ""}
+    model_info = {
+        "name": fomm.model_name,
+        "weights": fomm.weights_hash.hex(),
+        "file": Path(weights_file).name if weights_file else "",
+    }
     return CompareResult(names, settings, rows, means, bd, notes, model_info, command)
 
 
@@ -492,34 +633,55 @@ def run(clips: Sequence[str | os.PathLike], settings: CompareSettings | None = N
 
 def _row_dict(row: Measurement, metrics: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"clip": row.clip, "codec": row.codec, "config": row.config}
-    for key in ("quality", "motion_stride", "value_scale", "jacobian_scale", "motion_coding",
-                "crf", "size",
-                "fps_divisor", "preset", "keyframes"):
+    for key in (
+        "quality",
+        "motion_stride",
+        "value_scale",
+        "jacobian_scale",
+        "motion_coding",
+        "crf",
+        "size",
+        "fps_divisor",
+        "preset",
+        "keyframes",
+    ):
         out[key] = row.params.get(key, "")
-    out.update({"frames": row.frames, "duration_s": round(row.duration, 4),
-                "bytes": round(row.bytes, 1), "payload_bytes": round(row.payload_bytes, 1),
-                "kbps": round(row.kbps, 4), "payload_kbps": round(row.payload_kbps, 4),
-                "bpp": round(row.bpp, 6)})
+    out.update(
+        {
+            "frames": row.frames,
+            "duration_s": round(row.duration, 4),
+            "bytes": round(row.bytes, 1),
+            "payload_bytes": round(row.payload_bytes, 1),
+            "kbps": round(row.kbps, 4),
+            "payload_kbps": round(row.payload_kbps, 4),
+            "bpp": round(row.bpp, 6),
+        }
+    )
     for metric in metrics:
         out[metric] = round(row.metrics[metric], 5) if metric in row.metrics else ""
-    out.update({"encode_s": round(row.encode_seconds, 4),
-                "decode_s": round(row.decode_seconds, 4)})
+    out.update({"encode_s": round(row.encode_seconds, 4), "decode_s": round(row.decode_seconds, 4)})
     return out
 
 
 def _description(codec: str, result: CompareResult) -> str:
     model = result.model
     if codec == "fomc":
-        return (f"fomc, model {model['name']} (weights {model['weights']}); bytes: the whole "
-                ".fomc file, payload: header + source image + motion")
+        return (
+            f"fomc, model {model['name']} (weights {model['weights']}); bytes: the whole "
+            ".fomc file, payload: header + source image + motion"
+        )
     if codec == "still":
-        return (f"reference: fomc's source image alone ({DEFAULT_CODEC}), repeated; bytes: "
-                "the image file")
+        return (
+            f"reference: fomc's source image alone ({DEFAULT_CODEC}), repeated; bytes: "
+            "the image file"
+        )
     encoder, preset, _ = ENCODERS[codec]
     preset = result.settings.presets.get(codec) or preset
-    return (f"{codec} ({encoder} through PyAV, preset {preset}, one keyframe, ladder "
-            f"{','.join(f'{s}/{d}' for s, d in result.settings.ladder)}); bytes: the MP4 file, "
-            "payload: packets + parameter sets")
+    return (
+        f"{codec} ({encoder} through PyAV, preset {preset}, one keyframe, ladder "
+        f"{','.join(f'{s}/{d}' for s, d in result.settings.ladder)}); bytes: the MP4 file, "
+        "payload: packets + parameter sets"
+    )
 
 
 def compressai_results(result: CompareResult, codec: str) -> dict[str, Any]:
@@ -530,14 +692,19 @@ def compressai_results(result: CompareResult, codec: str) -> dict[str, Any]:
         "payload_kbps": [round(r.payload_kbps, 4) for r in rows],
         "bytes": [round(r.bytes, 1) for r in rows],
         "payload_bytes": [round(r.payload_bytes, 1) for r in rows],
-        "bpp": [round(r.bpp, 6) for r in rows]}
+        "bpp": [round(r.bpp, 6) for r in rows],
+    }
     for metric in result.metrics:
         results[metric] = [round(r.metrics[metric], 5) for r in rows]
     results["encoding_time"] = [round(r.encode_seconds, 4) for r in rows]
     results["decoding_time"] = [round(r.decode_seconds, 4) for r in rows]
-    return {"name": codec, "description": _description(codec, result),
-            "results": results, "points": [r.config for r in rows],
-            "params": [r.params for r in rows]}
+    return {
+        "name": codec,
+        "description": _description(codec, result),
+        "results": results,
+        "points": [r.config for r in rows],
+        "params": [r.params for r in rows],
+    }
 
 
 def _codecs(result: CompareResult) -> list[str]:
@@ -548,8 +715,11 @@ def _codecs(result: CompareResult) -> list[str]:
 def _environment() -> dict[str, str]:
     import av
 
-    versions = {"python": platform.python_version(), "av": av.__version__,
-                "libavcodec": ".".join(map(str, av.library_versions["libavcodec"]))}
+    versions = {
+        "python": platform.python_version(),
+        "av": av.__version__,
+        "libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
+    }
     for package in ("torch", "numpy", "pytorch_msssim", "bjontegaard", "imageio_ffmpeg"):
         try:
             module = __import__(package)
@@ -563,15 +733,27 @@ def results_document(result: CompareResult) -> dict[str, Any]:
     metrics = result.metrics
     return {
         "description": "fomc compare: rate-distortion of fomc, AV1 and H.264 on the same "
-                       "256x256 frames",
-        "command": result.command, "clips": result.clips, "settings": result.settings.to_dict(),
-        "model": result.model, "environment": _environment(),
+        "256x256 frames",
+        "command": result.command,
+        "clips": result.clips,
+        "settings": result.settings.to_dict(),
+        "model": result.model,
+        "environment": _environment(),
         "codecs": {c: compressai_results(result, c) for c in _codecs(result)},
-        "bd_rate": [{"test": "fomc", "anchor": b.anchor, "metric": b.metric, "rate": b.rate,
-                     "bd_rate_percent": b.value, "overlap": round(b.overlap, 4),
-                     "pareto_points": list(b.points), "problem": b.problem,
-                     "warning": b.warning}
-                    for b in result.bd_rates],
+        "bd_rate": [
+            {
+                "test": "fomc",
+                "anchor": b.anchor,
+                "metric": b.metric,
+                "rate": b.rate,
+                "bd_rate_percent": b.value,
+                "overlap": round(b.overlap, 4),
+                "pareto_points": list(b.points),
+                "problem": b.problem,
+                "warning": b.warning,
+            }
+            for b in result.bd_rates
+        ],
         "rows": [_row_dict(r, metrics) for r in result.rows],
         "warnings": result.warnings,
     }
@@ -592,21 +774,42 @@ def _format(value: float | None, digits: int) -> str:
 
 
 _DIGITS = {"psnr-y": 2, "psnr-rgb": 2, "ssim-rgb": 4, "ms-ssim-rgb": 4, "vmaf": 2, "akd": 2}
-_SHORT = {"psnr-y": "PSNR-Y", "psnr-rgb": "PSNR-RGB", "ssim-rgb": "SSIM",
-          "ms-ssim-rgb": "MS-SSIM", "vmaf": "VMAF", "akd": "AKD"}
+_SHORT = {
+    "psnr-y": "PSNR-Y",
+    "psnr-rgb": "PSNR-RGB",
+    "ssim-rgb": "SSIM",
+    "ms-ssim-rgb": "MS-SSIM",
+    "vmaf": "VMAF",
+    "akd": "AKD",
+}
 
 
 def table_rows(result: CompareResult) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the mean points, ordered by codec then rate."""
     metrics = result.metrics
-    header = ["codec", "point", "kbit/s", "payload", *(_SHORT[m] for m in metrics),
-              "enc s", "dec s"]
+    header = [
+        "codec",
+        "point",
+        "kbit/s",
+        "payload",
+        *(_SHORT[m] for m in metrics),
+        "enc s",
+        "dec s",
+    ]
     rows = []
     for codec in _codecs(result):
         for r in sorted((r for r in result.means if r.codec == codec), key=lambda r: r.kbps):
-            rows.append([codec, r.config, _format(r.kbps, 2), _format(r.payload_kbps, 2),
-                         *(_format(r.metrics.get(m), _DIGITS[m]) for m in metrics),
-                         _format(r.encode_seconds, 2), _format(r.decode_seconds, 2)])
+            rows.append(
+                [
+                    codec,
+                    r.config,
+                    _format(r.kbps, 2),
+                    _format(r.payload_kbps, 2),
+                    *(_format(r.metrics.get(m), _DIGITS[m]) for m in metrics),
+                    _format(r.encode_seconds, 2),
+                    _format(r.decode_seconds, 2),
+                ]
+            )
     return header, rows
 
 
@@ -618,8 +821,11 @@ def bd_table_rows(result: CompareResult) -> tuple[list[str], list[list[str]]]:
         for rate in ("file", "payload"):
             cells = [anchor, rate]
             for metric in metrics:
-                match = [b for b in result.bd_rates
-                         if (b.anchor, b.rate, b.metric) == (anchor, rate, metric)]
+                match = [
+                    b
+                    for b in result.bd_rates
+                    if (b.anchor, b.rate, b.metric) == (anchor, rate, metric)
+                ]
                 if not match or match[0].value is None:
                     cells.append("-")
                 else:
@@ -636,18 +842,26 @@ def format_table(result: CompareResult) -> str:
         widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)]
         lines = []
         for index, cells in enumerate([header, *rows]):
-            lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                                   for i, (c, w) in enumerate(zip(cells, widths, strict=True))))
+            lines.append(
+                "  ".join(
+                    c.ljust(w) if i < 2 else c.rjust(w)
+                    for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+                )
+            )
             if index == 0:
                 lines.append("  ".join("-" * w for w in widths))
         return "\n".join(lines)
 
-    title = (f"{len(result.clips)} clip(s), {result.rows[0].frames if result.rows else 0} "
-             f"frames each at most, 256x256; means over clips")
+    title = (
+        f"{len(result.clips)} clip(s), {result.rows[0].frames if result.rows else 0} "
+        f"frames each at most, 256x256; means over clips"
+    )
     parts = [title, text_table(*table_rows(result))]
     if result.bd_rates:
-        parts += ["BD-rate of fomc (negative: fewer bits for the same quality; "
-                  "* curves barely overlap)", text_table(*bd_table_rows(result))]
+        parts += [
+            "BD-rate of fomc (negative: fewer bits for the same quality; * curves barely overlap)",
+            text_table(*bd_table_rows(result)),
+        ]
     return "\n\n".join(parts)
 
 
@@ -662,17 +876,27 @@ def summary_markdown(result: CompareResult) -> str:
     lines = ["# fomc compare", ""]
     if result.command:
         lines += ["Command:", "", "```", result.command, "```", ""]
-    lines += [f"Clips ({len(result.clips)}): " + ", ".join(f"`{c}`" for c in result.clips), "",
-              f"Model: `{result.model['name']}` (weights `{result.model['weights']}`). "
-              f"Frames: first {result.settings.frames or 'all'} of each clip, centre crop, "
-              "256x256. Rates: kbit/s of the whole file (payload: without the container); "
-              "metrics: means over frames, then over clips.", "",
-              _markdown_table(*table_rows(result)), ""]
+    lines += [
+        f"Clips ({len(result.clips)}): " + ", ".join(f"`{c}`" for c in result.clips),
+        "",
+        f"Model: `{result.model['name']}` (weights `{result.model['weights']}`). "
+        f"Frames: first {result.settings.frames or 'all'} of each clip, centre crop, "
+        "256x256. Rates: kbit/s of the whole file (payload: without the container); "
+        "metrics: means over frames, then over clips.",
+        "",
+        _markdown_table(*table_rows(result)),
+        "",
+    ]
     if result.bd_rates:
-        lines += ["BD-rate of fomc against each baseline (Pareto fronts, Akima interpolation; "
-                  "negative: fomc needs fewer bits for the same quality; `*`: the curves "
-                  f"overlap in less than {result.settings.min_overlap:.0%} of their quality "
-                  "range):", "", _markdown_table(*bd_table_rows(result)), ""]
+        lines += [
+            "BD-rate of fomc against each baseline (Pareto fronts, Akima interpolation; "
+            "negative: fomc needs fewer bits for the same quality; `*`: the curves "
+            f"overlap in less than {result.settings.min_overlap:.0%} of their quality "
+            "range):",
+            "",
+            _markdown_table(*bd_table_rows(result)),
+            "",
+        ]
     if result.warnings:
         lines += ["Warnings:", ""] + [f"- {w}" for w in result.warnings] + [""]
     lines += ["Plots: " + ", ".join(f"[{m}](rd-{m}.png)" for m in result.metrics), ""]
@@ -692,16 +916,29 @@ def plot_metric(result: CompareResult, metric: str, path: Path) -> Path:
     for codec in _codecs(result):
         colour, marker = CODEC_STYLE.get(codec, ("k", "."))
         rows = [r for r in result.means if r.codec == codec and metric in r.metrics]
-        axes.scatter([r.kbps for r in rows], [r.metrics[metric] for r in rows], color=colour,
-                     marker=marker, alpha=0.25, s=18, linewidths=0.8)
+        axes.scatter(
+            [r.kbps for r in rows],
+            [r.metrics[metric] for r in rows],
+            color=colour,
+            marker=marker,
+            alpha=0.25,
+            s=18,
+            linewidths=0.8,
+        )
         rates, values, _ = curve(result.means, codec, metric)
         style = "--" if codec == "still" else "-"
-        axes.plot(rates, values, style, color=colour, marker=marker, markersize=5,
-                  label=codec if codec != "still" else "source image only")
+        axes.plot(
+            rates,
+            values,
+            style,
+            color=colour,
+            marker=marker,
+            markersize=5,
+            label=codec if codec != "still" else "source image only",
+        )
         if codec in ENCODERS:
             rates, values, _ = curve(result.means, codec, metric, rate="payload")
-            axes.plot(rates, values, ":", color=colour, linewidth=1,
-                      label=f"{codec} payload only")
+            axes.plot(rates, values, ":", color=colour, linewidth=1, label=f"{codec} payload only")
     axes.set_xscale("log")
     axes.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
@@ -718,8 +955,11 @@ def plot_metric(result: CompareResult, metric: str, path: Path) -> Path:
 
 
 def output_names(result_metrics: Iterable[str], codecs: Iterable[str]) -> list[str]:
-    return ([RESULTS_JSON, RESULTS_CSV, SUMMARY_MD] + [f"{c}.json" for c in codecs]
-            + [f"rd-{m}.png" for m in result_metrics])
+    return (
+        [RESULTS_JSON, RESULTS_CSV, SUMMARY_MD]
+        + [f"{c}.json" for c in codecs]
+        + [f"rd-{m}.png" for m in result_metrics]
+    )
 
 
 def write_outputs(result: CompareResult, out_dir: str | os.PathLike) -> list[Path]:

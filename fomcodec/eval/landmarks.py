@@ -58,15 +58,17 @@ class FaceLandmarker:
         from mediapipe.python.solutions import face_mesh
 
         with _quiet():
-            self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
-                                            refine_landmarks=False,
-                                            min_detection_confidence=0.5)
+            self._mesh = face_mesh.FaceMesh(
+                static_image_mode=True,
+                max_num_faces=1,
+                refine_landmarks=False,
+                min_detection_confidence=0.5,
+            )
 
     def __call__(self, frame: np.ndarray) -> np.ndarray | None:
         """(468, 2) float landmark positions (x, y) in pixels, or None without a face."""
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f"expected an (H, W, 3) uint8 frame, got {frame.shape} "
-                             f"{frame.dtype}")
+            raise ValueError(f"expected an (H, W, 3) uint8 frame, got {frame.shape} {frame.dtype}")
         result = self._mesh.process(np.ascontiguousarray(frame))
         if not result.multi_face_landmarks:
             return None
@@ -84,8 +86,9 @@ class FaceLandmarker:
         self.close()
 
 
-def keypoint_distances(reference: np.ndarray, distorted: np.ndarray,
-                       landmarker: FaceLandmarker) -> np.ndarray:
+def keypoint_distances(
+    reference: np.ndarray, distorted: np.ndarray, landmarker: FaceLandmarker
+) -> np.ndarray:
     """Per-frame AKD (N,) of two (N, H, W, 3) uint8 stacks: mean landmark distance in pixels,
     NaN where either frame has no detected face."""
     out = np.full(len(reference), np.nan)

@@ -63,8 +63,9 @@ def _check_pair(reference: np.ndarray, distorted: np.ndarray) -> tuple[np.ndarra
     reference, distorted = np.asarray(reference), np.asarray(distorted)
     for name, arr in (("reference", reference), ("distorted", distorted)):
         if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
-            raise ValueError(f"{name} frames must be (N, H, W, 3) uint8, got "
-                             f"{arr.shape} {arr.dtype}")
+            raise ValueError(
+                f"{name} frames must be (N, H, W, 3) uint8, got {arr.shape} {arr.dtype}"
+            )
     if reference.shape != distorted.shape:
         raise ValueError(f"frame stacks differ in shape: {reference.shape} vs {distorted.shape}")
     return reference, distorted
@@ -111,13 +112,15 @@ def _structural(reference: np.ndarray, distorted: np.ndarray, multiscale: bool) 
 
     reference, distorted = _check_pair(reference, distorted)
     if multiscale and min(reference.shape[1:3]) < _MS_SSIM_MIN_SIDE:
-        raise ValueError(f"MS-SSIM needs frames of at least {_MS_SSIM_MIN_SIDE} pixels a side, "
-                         f"got {reference.shape[2]}x{reference.shape[1]}")
+        raise ValueError(
+            f"MS-SSIM needs frames of at least {_MS_SSIM_MIN_SIDE} pixels a side, "
+            f"got {reference.shape[2]}x{reference.shape[1]}"
+        )
     function = ms_ssim if multiscale else ssim
     values = []
     for start in range(0, len(reference), _CHUNK):
-        x = _to_tensor(reference[start:start + _CHUNK])
-        y = _to_tensor(distorted[start:start + _CHUNK])
+        x = _to_tensor(reference[start : start + _CHUNK])
+        y = _to_tensor(distorted[start : start + _CHUNK])
         values.append(function(x, y, data_range=255, size_average=False).double().numpy())
     return np.concatenate(values) if values else np.zeros(0)
 
@@ -135,8 +138,12 @@ def ms_ssim(reference: np.ndarray, distorted: np.ndarray) -> np.ndarray:
 
 def frame_metrics(reference: np.ndarray, distorted: np.ndarray) -> dict[str, np.ndarray]:
     """Every per-frame metric but VMAF, by name (:data:`METRICS`)."""
-    return {"psnr-y": psnr_y(reference, distorted), "psnr-rgb": psnr_rgb(reference, distorted),
-            "ssim-rgb": ssim(reference, distorted), "ms-ssim-rgb": ms_ssim(reference, distorted)}
+    return {
+        "psnr-y": psnr_y(reference, distorted),
+        "psnr-rgb": psnr_rgb(reference, distorted),
+        "ssim-rgb": ssim(reference, distorted),
+        "ms-ssim-rgb": ms_ssim(reference, distorted),
+    }
 
 
 # --- VMAF ---------------------------------------------------------------------------------
@@ -161,8 +168,13 @@ def vmaf_available() -> bool:
     if exe is None:
         return False
     try:
-        result = subprocess.run([exe, "-hide_banner", "-filters"], capture_output=True,
-                                text=True, timeout=60, check=False)
+        result = subprocess.run(
+            [exe, "-hide_banner", "-filters"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return any(line.split()[1:2] == ["libvmaf"] for line in result.stdout.splitlines())
@@ -188,14 +200,18 @@ class Y4MWriter:
                 if width % 2 or height % 2:
                     raise ValueError(f"Y4M frames must have even sides, got {width}x{height}")
                 self.size = (width, height)
-                self._file.write(f"YUV4MPEG2 W{width} H{height} F{self.fps.numerator}:"
-                                 f"{self.fps.denominator} Ip A1:1 C420jpeg\n".encode())
+                self._file.write(
+                    f"YUV4MPEG2 W{width} H{height} F{self.fps.numerator}:"
+                    f"{self.fps.denominator} Ip A1:1 C420jpeg\n".encode()
+                )
             elif (width, height) != self.size:
                 raise ValueError(f"frame is {width}x{height}, the Y4M file {self.size}")
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-            yuv = frame.reformat(format="yuv420p",
-                                 dst_colorspace=av.video.reformatter.Colorspace.ITU601,
-                                 dst_color_range=av.video.reformatter.ColorRange.MPEG)
+            yuv = frame.reformat(
+                format="yuv420p",
+                dst_colorspace=av.video.reformatter.Colorspace.ITU601,
+                dst_color_range=av.video.reformatter.ColorRange.MPEG,
+            )
             self._file.write(b"FRAME\n")
             self._file.write(yuv.to_ndarray().tobytes())
             self.frames += 1
@@ -206,19 +222,34 @@ class Y4MWriter:
             file.close()
 
 
-def vmaf_files(reference: str | Path, distorted: str | Path, threads: int = 1,
-               model: str = VMAF_MODEL) -> np.ndarray:
+def vmaf_files(
+    reference: str | Path, distorted: str | Path, threads: int = 1, model: str = VMAF_MODEL
+) -> np.ndarray:
     """Per-frame VMAF of two Y4M files of equal length (ffmpeg libvmaf)."""
     exe = ffmpeg_exe()
     if exe is None or not vmaf_available():
-        raise FomcError("VMAF needs the imageio-ffmpeg wheel's ffmpeg with libvmaf "
-                        "(pip install imageio-ffmpeg)")
+        raise FomcError(
+            "VMAF needs the imageio-ffmpeg wheel's ffmpeg with libvmaf (pip install imageio-ffmpeg)"
+        )
     with tempfile.TemporaryDirectory(prefix="fomc-vmaf-") as folder:
         log = Path(folder) / "vmaf.json"
         options = f"model={model}:n_threads={max(threads, 1)}:log_fmt=json:log_path={log}"
-        command = [exe, "-hide_banner", "-nostdin", "-loglevel", "error",
-                   "-i", str(distorted), "-i", str(reference),
-                   "-lavfi", f"[0:v][1:v]libvmaf={options}", "-f", "null", "-"]
+        command = [
+            exe,
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            str(distorted),
+            "-i",
+            str(reference),
+            "-lavfi",
+            f"[0:v][1:v]libvmaf={options}",
+            "-f",
+            "null",
+            "-",
+        ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0 or not log.is_file():
             detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
@@ -242,8 +273,13 @@ class QualityMeter:
         100.0
     """
 
-    def __init__(self, vmaf: bool = False, fps: Fraction | int | float = 25,
-                 vmaf_threads: int = 1, akd: bool = False) -> None:
+    def __init__(
+        self,
+        vmaf: bool = False,
+        fps: Fraction | int | float = 25,
+        vmaf_threads: int = 1,
+        akd: bool = False,
+    ) -> None:
         self.vmaf = vmaf
         self.vmaf_threads = vmaf_threads
         self.frames = 0
@@ -262,8 +298,10 @@ class QualityMeter:
                 raise FomcError("VMAF needs the imageio-ffmpeg wheel's ffmpeg with libvmaf")
             self._folder = tempfile.TemporaryDirectory(prefix="fomc-quality-")
             folder = Path(self._folder.name)
-            self._writers = (Y4MWriter(folder / "reference.y4m", fps),
-                             Y4MWriter(folder / "distorted.y4m", fps))
+            self._writers = (
+                Y4MWriter(folder / "reference.y4m", fps),
+                Y4MWriter(folder / "distorted.y4m", fps),
+            )
 
     def update(self, reference: np.ndarray, distorted: np.ndarray) -> None:
         """Add an (N, H, W, 3) uint8 batch of reference frames and the matching distorted."""
@@ -291,12 +329,14 @@ class QualityMeter:
                 assert self._writers is not None
                 for writer in self._writers:
                     writer.close()
-                self._vmaf_scores = vmaf_files(self._writers[0].path, self._writers[1].path,
-                                               self.vmaf_threads)
+                self._vmaf_scores = vmaf_files(
+                    self._writers[0].path, self._writers[1].path, self.vmaf_threads
+                )
                 self._remove_files()
                 if len(self._vmaf_scores) != self.frames:
-                    raise FomcError(f"VMAF scored {len(self._vmaf_scores)} frames, "
-                                    f"expected {self.frames}")
+                    raise FomcError(
+                        f"VMAF scored {len(self._vmaf_scores)} frames, expected {self.frames}"
+                    )
             scores["vmaf"] = self._vmaf_scores
         return scores
 
@@ -328,14 +368,21 @@ class QualityMeter:
     def __enter__(self) -> QualityMeter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
-def measure(reference: np.ndarray | Iterable[np.ndarray],
-            distorted: np.ndarray | Iterable[np.ndarray], fps: Fraction | int | float = 25,
-            vmaf: bool = False) -> dict[str, float]:
+def measure(
+    reference: np.ndarray | Iterable[np.ndarray],
+    distorted: np.ndarray | Iterable[np.ndarray],
+    fps: Fraction | int | float = 25,
+    vmaf: bool = False,
+) -> dict[str, float]:
     """Mean quality of ``distorted`` against ``reference``: arrays (N, H, W, 3) or matching
     iterables of batches; see the module docstring for the definitions."""
     if isinstance(reference, np.ndarray):
@@ -351,6 +398,21 @@ def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-__all__ = ["METRICS", "PSNR_CAP", "VMAF_MODEL", "QualityMeter", "Y4MWriter", "ffmpeg_exe",
-           "finite_or_none", "frame_metrics", "luma", "measure", "ms_ssim", "psnr_rgb", "psnr_y",
-           "ssim", "vmaf_available", "vmaf_files"]
+__all__ = [
+    "METRICS",
+    "PSNR_CAP",
+    "VMAF_MODEL",
+    "QualityMeter",
+    "Y4MWriter",
+    "ffmpeg_exe",
+    "finite_or_none",
+    "frame_metrics",
+    "luma",
+    "measure",
+    "ms_ssim",
+    "psnr_rgb",
+    "psnr_y",
+    "ssim",
+    "vmaf_available",
+    "vmaf_files",
+]

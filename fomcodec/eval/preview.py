@@ -35,8 +35,10 @@ class PreviewStats:
 
     def summary(self) -> str:
         kbps = self.stream_bytes * 8 / 1000 / (self.frames / float(self.fps))
-        return (f"preview of {self.frames} frames: stream {self.stream_bytes} B "
-                f"({kbps:.2f} kbit/s), decoded PSNR {self.psnr:.2f} dB against the original")
+        return (
+            f"preview of {self.frames} frames: stream {self.stream_bytes} B "
+            f"({kbps:.2f} kbit/s), decoded PSNR {self.psnr:.2f} dB against the original"
+        )
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = GAP) -> np.ndarray:
@@ -61,8 +63,13 @@ def frame_strip(top: np.ndarray, bottom: np.ndarray, count: int, gap: int = GAP)
     return np.concatenate([upper, np.full((gap, upper.shape[1], 3), 255, np.uint8), lower])
 
 
-def write_strip(top: np.ndarray, bottom: np.ndarray, dst: str | os.PathLike, count: int = 6,
-                overwrite: bool = False) -> Path:
+def write_strip(
+    top: np.ndarray,
+    bottom: np.ndarray,
+    dst: str | os.PathLike,
+    count: int = 6,
+    overwrite: bool = False,
+) -> Path:
     """Write :func:`frame_strip` of ``top`` over ``bottom`` as a PNG, atomically."""
     with atomic_output(dst, overwrite) as tmp:
         Image.fromarray(frame_strip(top, bottom, count)).save(tmp, format="PNG")
@@ -74,8 +81,9 @@ def _check_preview_path(path: Path) -> None:
         raise FomcError(f"{path}: a preview is {', '.join(PREVIEW_SUFFIXES)}")
 
 
-def write_preview(frames: np.ndarray, fps: Fraction, dst: str | os.PathLike,
-                  overwrite: bool = False) -> Path:
+def write_preview(
+    frames: np.ndarray, fps: Fraction, dst: str | os.PathLike, overwrite: bool = False
+) -> Path:
     """Write (N, H, W, 3) frames as a looping GIF (``.gif``) or an H.264 video, atomically."""
     path = Path(dst)
     _check_preview_path(path)
@@ -85,17 +93,32 @@ def write_preview(frames: np.ndarray, fps: Fraction, dst: str | os.PathLike,
         return path
     images = [Image.fromarray(f) for f in frames]
     with atomic_output(path, overwrite) as tmp:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,
-                       duration=round(1000 / float(fps)), optimize=False)
+        images[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            loop=0,
+            duration=round(1000 / float(fps)),
+            optimize=False,
+        )
     return path
 
 
-def make_preview(src: str | os.PathLike, dst: str | os.PathLike, model: ModelSpec | None = None,
-                 device: str = "auto", crop: CropBox | None = None, max_frames: int = 100,
-                 strip: str | os.PathLike | None = None, strip_frames: int = 6,
-                 overwrite: bool = False, motion_stride: int = bs.DEFAULT_MOTION_STRIDE,
-                 decoder_options: dict | None = None,
-                 progress: Callable[[int], None] | None = None) -> PreviewStats:
+def make_preview(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    model: ModelSpec | None = None,
+    device: str = "auto",
+    crop: CropBox | None = None,
+    max_frames: int = 100,
+    strip: str | os.PathLike | None = None,
+    strip_frames: int = 6,
+    overwrite: bool = False,
+    motion_stride: int = bs.DEFAULT_MOTION_STRIDE,
+    decoder_options: dict | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> PreviewStats:
     """Encode and decode the first ``max_frames`` frames of ``src`` with the codec (in memory),
     and write original | decoded to ``dst`` (and the frame strip to ``strip``, a PNG)."""
     _check_preview_path(check_output_path(dst, overwrite))
@@ -113,10 +136,15 @@ def make_preview(src: str | os.PathLike, dst: str | os.PathLike, model: ModelSpe
     decoder = Decoder(encoder.model, device=device, **(decoder_options or {}))
     decoded = np.concatenate(list(decoder.decode_stream(bs.unpack(data), progress)))
     if len(decoded) != len(original):  # --no-interpolate: compare the sent frames
-        original = original[::stream.header.motion_stride][:len(decoded)]
-    write_preview(side_by_side(original, decoded), decoder.output_fps(stream.header), dst,
-                  overwrite)
+        original = original[:: stream.header.motion_stride][: len(decoded)]
+    write_preview(
+        side_by_side(original, decoded), decoder.output_fps(stream.header), dst, overwrite
+    )
     if strip is not None:
         write_strip(original, decoded, strip, strip_frames, overwrite)
-    return PreviewStats(len(decoded), decoder.output_fps(stream.header), len(data),
-                        float(psnr_rgb(original, decoded).mean()))
+    return PreviewStats(
+        len(decoded),
+        decoder.output_fps(stream.header),
+        len(data),
+        float(psnr_rgb(original, decoded).mean()),
+    )

@@ -85,13 +85,16 @@ class CropChoice:
     def summary(self) -> str:
         """One line: box, frame, face size and how often the face was found."""
         extra = ", overhangs the frame" if self.overhang else ""
-        return (f"crop {self.box} in {self.width}x{self.height}: face found in {self.found}/"
-                f"{self.samples} sampled frames, face {self.face.height:.0f} px, motion "
-                f"{self.motion:.2f} face{extra} ({self.detector})")
+        return (
+            f"crop {self.box} in {self.width}x{self.height}: face found in {self.found}/"
+            f"{self.samples} sampled frames, face {self.face.height:.0f} px, motion "
+            f"{self.motion:.2f} face{extra} ({self.detector})"
+        )
 
 
-def sample_every(info: VideoInfo, sample_fps: float = DEFAULT_SAMPLE_FPS,
-                 max_samples: int = DEFAULT_MAX_SAMPLES) -> int:
+def sample_every(
+    info: VideoInfo, sample_fps: float = DEFAULT_SAMPLE_FPS, max_samples: int = DEFAULT_MAX_SAMPLES
+) -> int:
     """Frame step giving about ``sample_fps`` samples a second, and at most ``max_samples``."""
     fps = float(info.fps) if info.fps else 25.0
     every = max(1, round(fps / max(sample_fps, 1e-6)))
@@ -101,11 +104,15 @@ def sample_every(info: VideoInfo, sample_fps: float = DEFAULT_SAMPLE_FPS,
     return every
 
 
-def detect_faces(path: str | os.PathLike, detector: FaceDetector,
-                 sample_fps: float = DEFAULT_SAMPLE_FPS, max_samples: int = DEFAULT_MAX_SAMPLES,
-                 max_side: int | None = None, info: VideoInfo | None = None,
-                 min_size: int | None = None
-                 ) -> tuple[VideoInfo, list[tuple[int, list[FaceBox]]]]:
+def detect_faces(
+    path: str | os.PathLike,
+    detector: FaceDetector,
+    sample_fps: float = DEFAULT_SAMPLE_FPS,
+    max_samples: int = DEFAULT_MAX_SAMPLES,
+    max_side: int | None = None,
+    info: VideoInfo | None = None,
+    min_size: int | None = None,
+) -> tuple[VideoInfo, list[tuple[int, list[FaceBox]]]]:
     """Detect faces in frames sampled across the clip, shrunk to ``max_side`` (None: the
     detector's); ``min_size`` is passed on to the detector (in those shrunk pixels).
 
@@ -142,8 +149,7 @@ def _matches(a: FaceBox, b: FaceBox, reach: float) -> bool:
     return math.hypot(ax - bx, ay - by) <= reach * max(a.height, b.height)
 
 
-def main_face(samples: Sequence[tuple[int, Sequence[FaceBox]]], reach: float = 0.6
-              ) -> FaceTrack:
+def main_face(samples: Sequence[tuple[int, Sequence[FaceBox]]], reach: float = 0.6) -> FaceTrack:
     """The face found in the most samples (weighted by size), one box per sample.
 
     Each detection is scored by the summed sizes of the samples holding a matching face;
@@ -185,8 +191,9 @@ def _median_box(boxes: Sequence[FaceBox]) -> FaceBox:
     return FaceBox(cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
 
 
-def box_for_track(track: FaceTrack, width: int, height: int, margin: float = 1.0
-                  ) -> tuple[CropBox, float, bool]:
+def box_for_track(
+    track: FaceTrack, width: int, height: int, margin: float = 1.0
+) -> tuple[CropBox, float, bool]:
     """The square crop for a face track (Haar units) in a ``width`` x ``height`` frame.
 
     Returns the box, the face's motion span (in face sides) and whether the box overhangs
@@ -220,10 +227,16 @@ def box_for_track(track: FaceTrack, width: int, height: int, margin: float = 1.0
     return CropBox(x, y, side), float(span / size) if size else 0.0, overhang
 
 
-def find_crop(path: str | os.PathLike, detector: FaceDetector | None = None, *,
-              preference: str = "auto", device: str = "cpu",
-              sample_fps: float = DEFAULT_SAMPLE_FPS, max_samples: int = DEFAULT_MAX_SAMPLES,
-              margin: float = 1.0) -> CropChoice:
+def find_crop(
+    path: str | os.PathLike,
+    detector: FaceDetector | None = None,
+    *,
+    preference: str = "auto",
+    device: str = "cpu",
+    sample_fps: float = DEFAULT_SAMPLE_FPS,
+    max_samples: int = DEFAULT_MAX_SAMPLES,
+    margin: float = 1.0,
+) -> CropChoice:
     """Choose one stable square crop box for the clip at ``path``.
 
     ``detector`` None loads one (:func:`~fomcodec.media.face_detection.load_face_detector` with
@@ -236,31 +249,55 @@ def find_crop(path: str | os.PathLike, detector: FaceDetector | None = None, *,
     info, samples = detect_faces(source, detector, sample_fps, max_samples)
     if not any(boxes for _, boxes in samples):
         longest = max(info.width, info.height)
-        info, samples = detect_faces(source, detector, sample_fps, max(8, max_samples // 3),
-                                     min(longest, 2 * detector.max_side), info, min_size=1)
+        info, samples = detect_faces(
+            source,
+            detector,
+            sample_fps,
+            max(8, max_samples // 3),
+            min(longest, 2 * detector.max_side),
+            info,
+            min_size=1,
+        )
     normalised = [(i, [_normalise(b, detector) for b in boxes]) for i, boxes in samples]
     track = main_face(normalised)
     needed = max(1, math.ceil(MIN_SUPPORT * len(samples)))
     if len(track) < needed:
-        seen = (f"reliably (only in {len(track)} of {len(samples)} sampled frames)"
-                if len(track) else f"in {len(samples)} sampled frames")
+        seen = (
+            f"reliably (only in {len(track)} of {len(samples)} sampled frames)"
+            if len(track)
+            else f"in {len(samples)} sampled frames"
+        )
         raise InputError(f"{source}: no face found {seen} ({detector.name}); {NO_FACE_HINT}")
     box, motion, overhang = box_for_track(track, info.width, info.height, margin)
-    return CropChoice(box=box, width=info.width, height=info.height, samples=len(samples),
-                      found=len(track), face=_median_box(track.boxes), motion=motion,
-                      detector=detector.name, overhang=overhang, track=track)
+    return CropChoice(
+        box=box,
+        width=info.width,
+        height=info.height,
+        samples=len(samples),
+        found=len(track),
+        face=_median_box(track.boxes),
+        motion=motion,
+        detector=detector.name,
+        overhang=overhang,
+        track=track,
+    )
 
 
-def auto_crop_box(path: str | os.PathLike, detector: FaceDetector | None = None,
-                  **options: object) -> CropBox:
+def auto_crop_box(
+    path: str | os.PathLike, detector: FaceDetector | None = None, **options: object
+) -> CropBox:
     """The stable square crop box for the clip (see :func:`find_crop`); InputError (a
     FomcError) naming the clip when no face is found."""
     return find_crop(path, detector, **options).box  # type: ignore[arg-type]
 
 
-def resolve_crop(value: str | None, clip: str | os.PathLike,
-                 detector: FaceDetector | None = None, preference: str = "auto",
-                 device: str = "cpu") -> CropBox | None:
+def resolve_crop(
+    value: str | None,
+    clip: str | os.PathLike,
+    detector: FaceDetector | None = None,
+    preference: str = "auto",
+    device: str = "cpu",
+) -> CropBox | None:
     """What a ``--crop`` value means for ``clip``.
 
     None, ``centre``/``center``: None (the codec's centre square); ``auto``: the face crop

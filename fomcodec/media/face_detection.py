@@ -51,8 +51,12 @@ from fomcodec.errors import FomcError
 DETECTOR_CHOICES = ("auto", "face-alignment", "haar")
 DETECTOR_ENV = "FOMC_FACE_DETECTOR"
 HAAR_CASCADE_NAME = "haarcascade_frontalface_default.xml"
-OPENCV_DISTRIBUTIONS = ("opencv-python-headless", "opencv-python",
-                        "opencv-contrib-python-headless", "opencv-contrib-python")
+OPENCV_DISTRIBUTIONS = (
+    "opencv-python-headless",
+    "opencv-python",
+    "opencv-contrib-python-headless",
+    "opencv-contrib-python",
+)
 S3FD_URL = "https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth"
 S3FD_FILE = "s3fd-619a316812.pth"
 DEFAULT_DOWNLOAD_TIMEOUT = 10.0
@@ -137,8 +141,9 @@ def _torch_hub_checkpoints() -> Path:
     return hub / "checkpoints"
 
 
-def download_file(url: str, target: Path, timeout: float | None = None,
-                  notify: Notify | None = None) -> Path:
+def download_file(
+    url: str, target: Path, timeout: float | None = None, notify: Notify | None = None
+) -> Path:
     """Download ``url`` to ``target`` atomically; DetectorUnavailableError on any failure.
 
     The server must answer within ``timeout`` seconds (name lookup included, which socket
@@ -162,8 +167,9 @@ def download_file(url: str, target: Path, timeout: float | None = None,
                 with contextlib.suppress(OSError, ValueError):
                     response.fp.raw._sock.settimeout(60.0)  # type: ignore[union-attr]
                 target.parent.mkdir(parents=True, exist_ok=True)
-                fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
-                                            dir=target.parent)
+                fd, name = tempfile.mkstemp(
+                    prefix=f".{target.name}.", suffix=".part", dir=target.parent
+                )
                 tmp = Path(name)
                 with os.fdopen(fd, "wb") as out:
                     while chunk := response.read(1 << 20):
@@ -197,13 +203,13 @@ def download_file(url: str, target: Path, timeout: float | None = None,
         if isinstance(error, KeyboardInterrupt):
             raise error
         text = " ".join(str(getattr(error, "reason", None) or error).split())
-        raise DetectorUnavailableError(
-            f"cannot download {url} ({text or type(error).__name__})")
+        raise DetectorUnavailableError(f"cannot download {url} ({text or type(error).__name__})")
     return target
 
 
-def find_s3fd_weights(download: bool = True, timeout: float | None = None,
-                      notify: Notify | None = None) -> Path:
+def find_s3fd_weights(
+    download: bool = True, timeout: float | None = None, notify: Notify | None = None
+) -> Path:
     """A local S3FD weights file: ``$FOMC_S3FD_WEIGHTS``, torch hub's cache, or downloaded
     there (unless ``download`` is False or ``$FOMC_OFFLINE`` is set)."""
     explicit = os.environ.get("FOMC_S3FD_WEIGHTS")
@@ -215,8 +221,9 @@ def find_s3fd_weights(download: bool = True, timeout: float | None = None,
     if cached.is_file():
         return cached
     if not download or os.environ.get("FOMC_OFFLINE", "") not in ("", "0"):
-        raise DetectorUnavailableError("face-alignment weights are not cached and downloads "
-                                       "are off")
+        raise DetectorUnavailableError(
+            "face-alignment weights are not cached and downloads are off"
+        )
     return download_file(S3FD_URL, cached, timeout=timeout, notify=notify)
 
 
@@ -236,23 +243,29 @@ class FaceAlignmentDetector:
     box_scale = 0.87
     box_shift = -0.05
 
-    def __init__(self, device: str = "cpu", weights: str | os.PathLike | None = None,
-                 download: bool = True, timeout: float | None = None,
-                 notify: Notify | None = None, threshold: float = 0.8) -> None:
+    def __init__(
+        self,
+        device: str = "cpu",
+        weights: str | os.PathLike | None = None,
+        download: bool = True,
+        timeout: float | None = None,
+        notify: Notify | None = None,
+        threshold: float = 0.8,
+    ) -> None:
         path = Path(weights) if weights else find_s3fd_weights(download, timeout, notify)
         try:
             import torch
             from face_alignment.detection.sfd.sfd_detector import SFDDetector
         except Exception as err:  # ImportError, or cv2/numba failing to load
-            raise DetectorUnavailableError(f"face-alignment cannot be imported ({err})") \
-                from None
+            raise DetectorUnavailableError(f"face-alignment cannot be imported ({err})") from None
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
             self._detector = SFDDetector(device, path_to_detector=str(path))
         except Exception as err:
             raise DetectorUnavailableError(
-                f"face-alignment weights {path} do not load ({err})") from None
+                f"face-alignment weights {path} do not load ({err})"
+            ) from None
         self.threshold = threshold
 
     def detect(self, frame: np.ndarray, min_size: int | None = None) -> list[FaceBox]:
@@ -260,8 +273,11 @@ class FaceAlignmentDetector:
 
         with torch.inference_mode():
             found = self._detector.detect_from_image(np.ascontiguousarray(frame))
-        boxes = [FaceBox(*map(float, box[:4]), score=float(box[4]))
-                 for box in found if float(box[4]) >= self.threshold]
+        boxes = [
+            FaceBox(*map(float, box[:4]), score=float(box[4]))
+            for box in found
+            if float(box[4]) >= self.threshold
+        ]
         return [b for b in boxes if max(b.width, b.height) >= (min_size or 0)]
 
 
@@ -294,7 +310,8 @@ def find_haar_cascade(name: str = HAAR_CASCADE_NAME) -> Path:
             return path.resolve()
     raise DetectorUnavailableError(
         f"OpenCV's {name} was not found (install opencv-python-headless<5, or set "
-        "FOMC_HAAR_CASCADE to the file)")
+        "FOMC_HAAR_CASCADE to the file)"
+    )
 
 
 @dataclass(frozen=True)
@@ -347,9 +364,15 @@ def _read_cascade(path: str) -> tuple[tuple[int, int], tuple[_Stage, ...]]:
             for r, (x, y, w, h, weight) in enumerate(features[f]):
                 rects[k, r] = (x, y, w, h)
                 weights[k, r] = weight
-        stages.append(_Stage(float(stage.findtext("stageThreshold")), rects,
-                             weights.astype(np.float32), np.array(thr, np.float32),
-                             np.stack([left, right], axis=1).astype(np.float32)))
+        stages.append(
+            _Stage(
+                float(stage.findtext("stageThreshold")),
+                rects,
+                weights.astype(np.float32),
+                np.array(thr, np.float32),
+                np.stack([left, right], axis=1).astype(np.float32),
+            )
+        )
     return window, tuple(stages)
 
 
@@ -370,8 +393,9 @@ def _resize_bilinear(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.rint(top * (1 - fy) + bottom * fy)
 
 
-def _group_rectangles(rects: np.ndarray, min_neighbors: int, eps: float = 0.2
-                      ) -> list[tuple[int, int, int, int, int]]:
+def _group_rectangles(
+    rects: np.ndarray, min_neighbors: int, eps: float = 0.2
+) -> list[tuple[int, int, int, int, int]]:
     """OpenCV's groupRectangles: cluster similar windows, average each cluster, keep those with
     more than ``min_neighbors`` members and drop small ones inside larger ones."""
     if len(rects) == 0:
@@ -380,10 +404,12 @@ def _group_rectangles(rects: np.ndarray, min_neighbors: int, eps: float = 0.2
     w, h = r[:, 2], r[:, 3]
     delta = eps * (np.minimum(w[:, None], w[None]) + np.minimum(h[:, None], h[None])) * 0.5
     x0, y0, x1, y1 = r[:, 0], r[:, 1], r[:, 0] + w, r[:, 1] + h
-    similar = ((np.abs(x0[:, None] - x0[None]) <= delta)
-               & (np.abs(y0[:, None] - y0[None]) <= delta)
-               & (np.abs(x1[:, None] - x1[None]) <= delta)
-               & (np.abs(y1[:, None] - y1[None]) <= delta))
+    similar = (
+        (np.abs(x0[:, None] - x0[None]) <= delta)
+        & (np.abs(y0[:, None] - y0[None]) <= delta)
+        & (np.abs(x1[:, None] - x1[None]) <= delta)
+        & (np.abs(y1[:, None] - y1[None]) <= delta)
+    )
     labels = np.arange(len(r))
     while True:  # connected components: propagate the smallest label to neighbours
         spread = np.where(similar, labels[None], len(r)).min(1)
@@ -409,8 +435,13 @@ def _group_rectangles(rects: np.ndarray, min_neighbors: int, eps: float = 0.2
                 continue
             sx, sy, sw, sh = means[j]
             dx, dy = int(sw * eps + 0.5), int(sh * eps + 0.5)
-            if (rx >= sx - dx and ry >= sy - dy and rx + rw <= sx + sw + dx
-                    and ry + rh <= sy + sh + dy and (n2 > max(3, n1) or n1 < 3)):
+            if (
+                rx >= sx - dx
+                and ry >= sy - dy
+                and rx + rw <= sx + sw + dx
+                and ry + rh <= sy + sh + dy
+                and (n2 > max(3, n1) or n1 < 3)
+            ):
                 inside = True
                 break
         if not inside:
@@ -432,8 +463,9 @@ class NumpyHaarCascade:
         self.path = Path(path)
         self.window, self.stages = _read_cascade(str(self.path))
 
-    def raw_windows(self, grey: np.ndarray, scale_factor: float = 1.1,
-                    min_size: int = 0, max_size: int = 0) -> np.ndarray:
+    def raw_windows(
+        self, grey: np.ndarray, scale_factor: float = 1.1, min_size: int = 0, max_size: int = 0
+    ) -> np.ndarray:
         """All accepted windows (x, y, w, h) over the pyramid, before grouping."""
         height, width = grey.shape
         win_w, win_h = self.window
@@ -448,8 +480,11 @@ class NumpyHaarCascade:
             if scaled_w < win_w + 1 or scaled_h < win_h + 1:
                 break
             if size_w >= min_size and size_h >= min_size:
-                scaled = (image if (scaled_w, scaled_h) == (width, height)
-                          else _resize_bilinear(image, scaled_w, scaled_h))
+                scaled = (
+                    image
+                    if (scaled_w, scaled_h) == (width, height)
+                    else _resize_bilinear(image, scaled_w, scaled_h)
+                )
                 step = 1 if factor >= 2 else 2
                 for x, y in self._scan(scaled, step):
                     found.append((round(x * factor), round(y * factor), size_w, size_h))
@@ -475,11 +510,17 @@ class NumpyHaarCascade:
 
         def grid(table: np.ndarray, dy: int, dx: int) -> np.ndarray:
             """``table[y + dy, x + dx]`` for every window corner (x, y): a strided view."""
-            return table[dy:dy + step * (rows - 1) + 1:step, dx:dx + step * (cols - 1) + 1:step]
+            return table[
+                dy : dy + step * (rows - 1) + 1 : step, dx : dx + step * (cols - 1) + 1 : step
+            ]
 
         def box_sum(table: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
-            return (grid(table, y + h, x + w) - grid(table, y, x + w)
-                    - grid(table, y + h, x) + grid(table, y, x))
+            return (
+                grid(table, y + h, x + w)
+                - grid(table, y, x + w)
+                - grid(table, y + h, x)
+                + grid(table, y, x)
+            )
 
         # Variance normalisation over the inner (w-2) x (h-2) rectangle.
         area = float((win_w - 2) * (win_h - 2))
@@ -497,8 +538,11 @@ class NumpyHaarCascade:
                     weight = stage.weights[k, r]
                     if weight:
                         value += weight * box_sum(exact, *stage.rects[k, r]).astype(np.float32)
-                score += np.where(value < stage.node_thresholds[k] * norm_grid,
-                                  stage.leaves[k, 0], stage.leaves[k, 1])
+                score += np.where(
+                    value < stage.node_thresholds[k] * norm_grid,
+                    stage.leaves[k, 0],
+                    stage.leaves[k, 1],
+                )
             alive &= score >= stage.threshold
             if alive.sum() < alive.size / 5:
                 break
@@ -510,23 +554,36 @@ class NumpyHaarCascade:
             if base.size == 0:
                 break
             rx, ry, rw, rh = (stage.rects[..., i] for i in range(4))
-            offsets = np.stack([ry * stride + rx, ry * stride + rx + rw,
-                                (ry + rh) * stride + rx, (ry + rh) * stride + rx + rw], -1)
+            offsets = np.stack(
+                [
+                    ry * stride + rx,
+                    ry * stride + rx + rw,
+                    (ry + rh) * stride + rx,
+                    (ry + rh) * stride + rx + rw,
+                ],
+                -1,
+            )
             passed = np.empty(base.size, bool)
             chunk = max(1, (1 << 21) // offsets.size)
             for start in range(0, base.size, chunk):
-                b = base[start:start + chunk]
+                b = base[start : start + chunk]
                 v = flat[b[:, None, None, None] + offsets[None]]
                 sums = v[..., 3] - v[..., 1] - v[..., 2] + v[..., 0]
                 value = (sums.astype(np.float32) * stage.weights).sum(-1)
-                below = value < stage.node_thresholds * norm[start:start + chunk, None]
+                below = value < stage.node_thresholds * norm[start : start + chunk, None]
                 score = np.where(below, stage.leaves[:, 0], stage.leaves[:, 1]).sum(-1)
-                passed[start:start + chunk] = score >= stage.threshold
+                passed[start : start + chunk] = score >= stage.threshold
             base, norm = base[passed], norm[passed]
         return np.stack([base % stride, base // stride], -1)
 
-    def detect(self, grey: np.ndarray, scale_factor: float = 1.1, min_neighbors: int = 3,
-               min_size: int = 0, max_size: int = 0) -> list[tuple[int, int, int, int, int]]:
+    def detect(
+        self,
+        grey: np.ndarray,
+        scale_factor: float = 1.1,
+        min_neighbors: int = 3,
+        min_size: int = 0,
+        max_size: int = 0,
+    ) -> list[tuple[int, int, int, int, int]]:
         """Grouped detections ``(x, y, w, h, neighbours)`` in a 2-D uint8 image."""
         windows = self.raw_windows(grey, scale_factor, min_size, max_size)
         return _group_rectangles(windows, min_neighbors)
@@ -535,8 +592,9 @@ class NumpyHaarCascade:
 def _grey(frame: np.ndarray) -> np.ndarray:
     """BT.601 luma as OpenCV's RGB2GRAY computes it (fixed point), uint8."""
     rgb = frame.astype(np.uint32)
-    return ((rgb[..., 0] * 4899 + rgb[..., 1] * 9617 + rgb[..., 2] * 1868 + 8192) >> 14
-            ).astype(np.uint8)
+    return ((rgb[..., 0] * 4899 + rgb[..., 1] * 9617 + rgb[..., 2] * 1868 + 8192) >> 14).astype(
+        np.uint8
+    )
 
 
 def _equalize(grey: np.ndarray) -> np.ndarray:
@@ -565,9 +623,14 @@ class HaarCascadeDetector:
     box_scale = 1.0
     box_shift = 0.0
 
-    def __init__(self, cascade: str | os.PathLike | None = None, backend: str | None = None,
-                 scale_factor: float = 1.1, min_neighbors: int = 4,
-                 min_face_fraction: float = 0.12) -> None:
+    def __init__(
+        self,
+        cascade: str | os.PathLike | None = None,
+        backend: str | None = None,
+        scale_factor: float = 1.1,
+        min_neighbors: int = 4,
+        min_face_fraction: float = 0.12,
+    ) -> None:
         self.path = Path(cascade) if cascade else find_haar_cascade()
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
@@ -602,8 +665,11 @@ class HaarCascadeDetector:
         min_size = max(24, min_size)
         if self._opencv is not None:
             boxes, neighbours = self._opencv.detectMultiScale2(
-                grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-                minSize=(min_size, min_size))
+                grey,
+                scaleFactor=self.scale_factor,
+                minNeighbors=self.min_neighbors,
+                minSize=(min_size, min_size),
+            )
             found = [(*map(int, b), int(n)) for b, n in zip(boxes, neighbours, strict=True)]
         else:
             found = self._numpy.detect(grey, self.scale_factor, self.min_neighbors, min_size)
@@ -621,14 +687,18 @@ def detector_preference(preference: str | None = "auto") -> str:
     if choice in ("fa", "face_alignment", "s3fd"):
         choice = "face-alignment"
     if choice not in DETECTOR_CHOICES:
-        raise FomcError(f"unknown face detector {choice!r} (use one of: "
-                        f"{', '.join(DETECTOR_CHOICES)})")
+        raise FomcError(
+            f"unknown face detector {choice!r} (use one of: {', '.join(DETECTOR_CHOICES)})"
+        )
     return choice
 
 
-def load_face_detector(preference: str | None = "auto", device: str = "cpu",
-                       notify: Notify | None = _default_notify,
-                       timeout: float | None = None) -> FaceDetector:
+def load_face_detector(
+    preference: str | None = "auto",
+    device: str = "cpu",
+    notify: Notify | None = _default_notify,
+    timeout: float | None = None,
+) -> FaceDetector:
     """The face detector to use, announced in one line through ``notify`` (stderr).
 
     ``auto`` tries face-alignment and falls back to the Haar cascade (saying why);
@@ -638,8 +708,9 @@ def load_face_detector(preference: str | None = "auto", device: str = "cpu",
     say = notify or (lambda _message: None)
     if choice in ("auto", "face-alignment"):
         try:
-            detector: FaceDetector = FaceAlignmentDetector(device=device, timeout=timeout,
-                                                           notify=notify)
+            detector: FaceDetector = FaceAlignmentDetector(
+                device=device, timeout=timeout, notify=notify
+            )
         except DetectorUnavailableError as err:
             if choice == "face-alignment":
                 raise FomcError(f"face detector face-alignment unavailable: {err}") from None
@@ -673,8 +744,17 @@ def largest(boxes: Sequence[FaceBox]) -> FaceBox | None:
 
 
 __all__ = [
-    "DETECTOR_CHOICES", "DetectorUnavailableError", "FaceAlignmentDetector", "FaceBox",
-    "FaceDetector", "HaarCascadeDetector", "NumpyHaarCascade", "detector_preference",
-    "download_file", "find_haar_cascade", "find_s3fd_weights", "largest",
+    "DETECTOR_CHOICES",
+    "DetectorUnavailableError",
+    "FaceAlignmentDetector",
+    "FaceBox",
+    "FaceDetector",
+    "HaarCascadeDetector",
+    "NumpyHaarCascade",
+    "detector_preference",
+    "download_file",
+    "find_haar_cascade",
+    "find_s3fd_weights",
+    "largest",
     "load_face_detector",
 ]

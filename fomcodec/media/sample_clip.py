@@ -41,9 +41,16 @@ def public_domain_clip(frames: int = 50, image: Image.Image | None = None) -> np
         cos, sin = math.cos(angle) * scale, math.sin(angle) * scale
         # output pixel (u, v) -> input pixel: rotate and scale about the box centre, then shift
         u0 = v0 = SIZE / 2
-        coefficients = (cos, -sin, cx + shift_x - cos * u0 + sin * v0,
-                        sin, cos, cy + shift_y - sin * u0 - cos * v0)
-        frame = image.transform((SIZE, SIZE), Image.Transform.AFFINE, coefficients,
-                                resample=Image.Resampling.BICUBIC)
+        coefficients = (
+            cos,
+            -sin,
+            cx + shift_x - cos * u0 + sin * v0,
+            sin,
+            cos,
+            cy + shift_y - sin * u0 - cos * v0,
+        )
+        frame = image.transform(
+            (SIZE, SIZE), Image.Transform.AFFINE, coefficients, resample=Image.Resampling.BICUBIC
+        )
         out.append(np.asarray(frame))
     return np.stack(out)

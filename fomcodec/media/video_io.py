@@ -250,8 +250,11 @@ def _read_whole_frames(
             scale = 1.0 if max_side is None else min(1.0, max_side / max(width, height))
             if scale < 1.0:
                 rgb = frame.to_ndarray(
-                    format="rgb24", width=max(1, round(width * scale)),
-                    height=max(1, round(height * scale)), interpolation="AREA")
+                    format="rgb24",
+                    width=max(1, round(width * scale)),
+                    height=max(1, round(height * scale)),
+                    interpolation="AREA",
+                )
                 turns = _quarter_turns(frame.rotation)
                 rgb = np.rot90(rgb, turns) if turns else rgb
             else:
@@ -316,11 +319,13 @@ class VideoOutput:
 
     def __post_init__(self) -> None:
         if self.codec is not None and self.codec not in PIXEL_FORMATS:
-            raise ValueError(f"unsupported video codec {self.codec!r} "
-                             f"(use one of {', '.join(PIXEL_FORMATS)})")
+            raise ValueError(
+                f"unsupported video codec {self.codec!r} (use one of {', '.join(PIXEL_FORMATS)})"
+            )
         if self.lossless and self.codec is not None and self.codec not in LOSSLESS_ENCODERS:
-            raise ValueError(f"{self.codec} is not lossless "
-                             f"(use one of {', '.join(LOSSLESS_ENCODERS)})")
+            raise ValueError(
+                f"{self.codec} is not lossless (use one of {', '.join(LOSSLESS_ENCODERS)})"
+            )
         if self.lossless and self.crf:
             raise ValueError("a CRF above 0 is not lossless")
         if self.crf is not None and not 0 <= self.crf <= 51:
@@ -330,18 +335,38 @@ class VideoOutput:
             if self.lossless and self.codec is None:
                 allowed = PIXEL_FORMATS["libx264rgb"] + PIXEL_FORMATS["ffv1"]
             if self.pix_fmt not in allowed:
-                raise ValueError(f"pixel format {self.pix_fmt!r} is not one the encoder takes "
-                                 f"({', '.join(allowed)})")
+                raise ValueError(
+                    f"pixel format {self.pix_fmt!r} is not one the encoder takes "
+                    f"({', '.join(allowed)})"
+                )
 
-    def writer(self, path: str | os.PathLike, fps: Fraction | int | float,
-               size: tuple[int, int] | None = None, overwrite: bool = False) -> VideoWriter:
+    def writer(
+        self,
+        path: str | os.PathLike,
+        fps: Fraction | int | float,
+        size: tuple[int, int] | None = None,
+        overwrite: bool = False,
+    ) -> VideoWriter:
         """A :class:`VideoWriter` with these settings."""
-        return VideoWriter(path, fps, size, overwrite, codec=self.codec, crf=self.crf,
-                           lossless=self.lossless, pix_fmt=self.pix_fmt)
+        return VideoWriter(
+            path,
+            fps,
+            size,
+            overwrite,
+            codec=self.codec,
+            crf=self.crf,
+            lossless=self.lossless,
+            pix_fmt=self.pix_fmt,
+        )
 
 
 def _encoder_settings(
-    codec: str, width: int, height: int, fps: Fraction, crf: int | None, preset: str,
+    codec: str,
+    width: int,
+    height: int,
+    fps: Fraction,
+    crf: int | None,
+    preset: str,
     pix_fmt: str | None = None,
 ) -> tuple[str, dict[str, str], int | None]:
     """Pixel format, encoder options and bit rate for one of the supported encoders."""

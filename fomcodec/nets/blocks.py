@@ -8,9 +8,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def make_coordinate_grid(height: int, width: int, dtype: torch.dtype = torch.float32,
-                         device: torch.device | str | None = None,
-                         centred: bool = False) -> torch.Tensor:
+def make_coordinate_grid(
+    height: int,
+    width: int,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    centred: bool = False,
+) -> torch.Tensor:
     """Grid of (x, y) pixel coordinates in [-1, 1].
 
     ``centred=False`` (FOMM's grid): -1 and 1 are the corner pixels' centres, the identity for
@@ -32,16 +36,18 @@ def make_coordinate_grid(height: int, width: int, dtype: torch.dtype = torch.flo
     return torch.stack([xx, yy], dim=2)
 
 
-def keypoints_to_gaussians(values: torch.Tensor, height: int, width: int,
-                           variance: float, centred: bool = False) -> torch.Tensor:
+def keypoints_to_gaussians(
+    values: torch.Tensor, height: int, width: int, variance: float, centred: bool = False
+) -> torch.Tensor:
     """Gaussian blobs around keypoints. values: (B, K, 2) -> (B, K, height, width)."""
     grid = make_coordinate_grid(height, width, values.dtype, values.device, centred)
     diff = grid.view(1, 1, height, width, 2) - values.view(*values.shape[:2], 1, 1, 2)
     return torch.exp(-0.5 * (diff**2).sum(-1) / variance)
 
 
-def resize_deformation(deformation: torch.Tensor, height: int, width: int,
-                       centred: bool) -> torch.Tensor:
+def resize_deformation(
+    deformation: torch.Tensor, height: int, width: int, centred: bool
+) -> torch.Tensor:
     """A sampling grid (B, h, w, 2) resized to (B, height, width, 2).
 
     Centred grids are resized as displacements from the identity, so that no motion stays the
@@ -52,20 +58,23 @@ def resize_deformation(deformation: torch.Tensor, height: int, width: int,
     if (h_old, w_old) == (height, width):
         return deformation
     if not centred:
-        return F.interpolate(deformation.permute(0, 3, 1, 2), size=(height, width),
-                             mode="bilinear").permute(0, 2, 3, 1)
+        return F.interpolate(
+            deformation.permute(0, 3, 1, 2), size=(height, width), mode="bilinear"
+        ).permute(0, 2, 3, 1)
     identity_old = make_coordinate_grid(h_old, w_old, deformation.dtype, deformation.device, True)
     identity_new = make_coordinate_grid(height, width, deformation.dtype, deformation.device, True)
-    displacement = F.interpolate((deformation - identity_old).permute(0, 3, 1, 2),
-                                 size=(height, width), mode="bilinear")
+    displacement = F.interpolate(
+        (deformation - identity_old).permute(0, 3, 1, 2), size=(height, width), mode="bilinear"
+    )
     return displacement.permute(0, 2, 3, 1) + identity_new
 
 
 class ResBlock2d(nn.Module):
     """Pre-activation residual block that keeps the resolution."""
 
-    def __init__(self, in_features: int, kernel_size: int | tuple[int, int],
-                 padding: int | tuple[int, int]) -> None:
+    def __init__(
+        self, in_features: int, kernel_size: int | tuple[int, int], padding: int | tuple[int, int]
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_features, in_features, kernel_size, padding=padding)
         self.conv2 = nn.Conv2d(in_features, in_features, kernel_size, padding=padding)
@@ -81,8 +90,13 @@ class ResBlock2d(nn.Module):
 class SameBlock2d(nn.Module):
     """Conv, BatchNorm and ReLU at constant resolution."""
 
-    def __init__(self, in_features: int, out_features: int, kernel_size: int | tuple[int, int] = 3,
-                 padding: int | tuple[int, int] = 1) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int | tuple[int, int] = 3,
+        padding: int | tuple[int, int] = 1,
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=padding)
         self.norm = nn.BatchNorm2d(out_features, affine=True)
@@ -101,8 +115,13 @@ class UpBlock2d(SameBlock2d):
 class DownBlock2d(SameBlock2d):
     """Conv, BatchNorm, ReLU, then 2x2 average pooling."""
 
-    def __init__(self, in_features: int, out_features: int, kernel_size: int | tuple[int, int] = 3,
-                 padding: int | tuple[int, int] = 1) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int | tuple[int, int] = 3,
+        padding: int | tuple[int, int] = 1,
+    ) -> None:
         super().__init__(in_features, out_features, kernel_size, padding)
         self.pool = nn.AvgPool2d(kernel_size=(2, 2))
 
@@ -117,8 +136,9 @@ def _width(block_expansion: int, max_features: int, level: int) -> int:
 class HourglassEncoder(nn.Module):
     """Hourglass encoder; returns the input and every level's features."""
 
-    def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3,
-                 max_features: int = 256) -> None:
+    def __init__(
+        self, block_expansion: int, in_features: int, num_blocks: int = 3, max_features: int = 256
+    ) -> None:
         super().__init__()
         self.down_blocks = nn.ModuleList(
             DownBlock2d(
@@ -138,8 +158,9 @@ class HourglassEncoder(nn.Module):
 class HourglassDecoder(nn.Module):
     """Hourglass decoder with skip connections; output has ``out_filters`` channels."""
 
-    def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3,
-                 max_features: int = 256) -> None:
+    def __init__(
+        self, block_expansion: int, in_features: int, num_blocks: int = 3, max_features: int = 256
+    ) -> None:
         super().__init__()
         blocks = []
         for i in reversed(range(num_blocks)):
@@ -160,8 +181,9 @@ class HourglassDecoder(nn.Module):
 class Hourglass(nn.Module):
     """U-Net style encoder-decoder."""
 
-    def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3,
-                 max_features: int = 256) -> None:
+    def __init__(
+        self, block_expansion: int, in_features: int, num_blocks: int = 3, max_features: int = 256
+    ) -> None:
         super().__init__()
         self.encoder = HourglassEncoder(block_expansion, in_features, num_blocks, max_features)
         self.decoder = HourglassDecoder(block_expansion, in_features, num_blocks, max_features)
@@ -185,8 +207,9 @@ class AntiAliasInterpolation2d(nn.Module):
         profile = torch.exp(-((coords - mean) ** 2) / (2 * sigma**2))
         kernel = profile.view(-1, 1) * profile.view(1, -1)
         kernel = kernel / kernel.sum()
-        self.register_buffer("weight", kernel.view(1, 1, kernel_size, kernel_size)
-                             .repeat(channels, 1, 1, 1))
+        self.register_buffer(
+            "weight", kernel.view(1, 1, kernel_size, kernel_size).repeat(channels, 1, 1, 1)
+        )
         self.groups = channels
         self.scale = scale
         self.step = int(1 / scale)

@@ -36,8 +36,8 @@ class GeneratorConfig:
     num_down_blocks: int = 2
     num_bottleneck_blocks: int = 6
     estimate_occlusion_map: bool = True
-    skip_connections: bool = False     # warped source features of every scale into the decoder
-    pixel_blend: bool = False          # output = m * warp(source) + (1 - m) * generated
+    skip_connections: bool = False  # warped source features of every scale into the decoder
+    pixel_blend: bool = False  # output = m * warp(source) + (1 - m) * generated
     dense_motion: DenseMotionConfig = field(default_factory=DenseMotionConfig)
 
 
@@ -51,7 +51,7 @@ class ModelConfig:
     estimate_jacobian: bool = True
     image_size: int = 256
     align_corners: bool = False
-    centred_grid: bool = False         # dense motion on the exact identity grid of grid_sample
+    centred_grid: bool = False  # dense motion on the exact identity grid of grid_sample
     kp_detector: KeypointDetectorConfig = field(default_factory=KeypointDetectorConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     training: dict[str, Any] = field(default_factory=dict)
@@ -103,12 +103,18 @@ class ModelConfig:
         gen = dataclasses.asdict(self.generator)
         gen["dense_motion_params"] = gen.pop("dense_motion")
         return {
-            "fomcodec": {"name": self.name, "image_size": self.image_size,
-                         "align_corners": self.align_corners,
-                         "centred_grid": self.centred_grid},
+            "fomcodec": {
+                "name": self.name,
+                "image_size": self.image_size,
+                "align_corners": self.align_corners,
+                "centred_grid": self.centred_grid,
+            },
             "model_params": {
-                "common_params": {"num_kp": self.num_kp, "num_channels": self.num_channels,
-                                  "estimate_jacobian": self.estimate_jacobian},
+                "common_params": {
+                    "num_kp": self.num_kp,
+                    "num_channels": self.num_channels,
+                    "estimate_jacobian": self.estimate_jacobian,
+                },
                 "kp_detector_params": dataclasses.asdict(self.kp_detector),
                 "generator_params": gen,
             },

@@ -32,8 +32,9 @@ def _maybe_spectral(conv: nn.Conv2d, sn: bool) -> nn.Module:
 class DiscriminatorBlock(nn.Module):
     """Conv 4x4 (no padding), optional instance norm, leaky ReLU 0.2, optional 2x2 pooling."""
 
-    def __init__(self, in_features: int, out_features: int, norm: bool, pool: bool,
-                 sn: bool) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, norm: bool, pool: bool, sn: bool
+    ) -> None:
         super().__init__()
         self.conv = _maybe_spectral(nn.Conv2d(in_features, out_features, kernel_size=4), sn)
         self.norm = nn.InstanceNorm2d(out_features, affine=True) if norm else None
@@ -50,15 +51,25 @@ class DiscriminatorBlock(nn.Module):
 class Discriminator(nn.Module):
     """Patch discriminator: feature maps of every block and a one-channel prediction map."""
 
-    def __init__(self, num_channels: int = 3, block_expansion: int = 32, num_blocks: int = 4,
-                 max_features: int = 512, sn: bool = True) -> None:
+    def __init__(
+        self,
+        num_channels: int = 3,
+        block_expansion: int = 32,
+        num_blocks: int = 4,
+        max_features: int = 512,
+        sn: bool = True,
+    ) -> None:
         super().__init__()
         self.down_blocks = nn.ModuleList(
             DiscriminatorBlock(
                 num_channels if i == 0 else min(max_features, block_expansion * 2**i),
                 min(max_features, block_expansion * 2 ** (i + 1)),
-                norm=i != 0, pool=i != num_blocks - 1, sn=sn)
-            for i in range(num_blocks))
+                norm=i != 0,
+                pool=i != num_blocks - 1,
+                sn=sn,
+            )
+            for i in range(num_blocks)
+        )
         last = min(max_features, block_expansion * 2**num_blocks)
         self.conv = _maybe_spectral(nn.Conv2d(last, 1, kernel_size=1), sn)
 
@@ -76,35 +87,45 @@ class MultiScaleDiscriminator(nn.Module):
     def __init__(self, config: DiscriminatorConfig, num_channels: int = 3) -> None:
         super().__init__()
         self.scales = list(config.scales)
-        self.discs = nn.ModuleDict({
-            f"{scale:g}".replace(".", "-"): Discriminator(
-                num_channels, config.block_expansion, config.num_blocks, config.max_features,
-                config.sn)
-            for scale in self.scales})
+        self.discs = nn.ModuleDict(
+            {
+                f"{scale:g}".replace(".", "-"): Discriminator(
+                    num_channels,
+                    config.block_expansion,
+                    config.num_blocks,
+                    config.max_features,
+                    config.sn,
+                )
+                for scale in self.scales
+            }
+        )
 
-    def forward(self, images: list[torch.Tensor]
-                ) -> list[tuple[list[torch.Tensor], torch.Tensor]]:
+    def forward(self, images: list[torch.Tensor]) -> list[tuple[list[torch.Tensor], torch.Tensor]]:
         """``images``: the input at each of :attr:`scales`, in that order."""
         return [disc(image) for disc, image in zip(self.discs.values(), images, strict=True)]
 
 
-def generator_adversarial_loss(fake: list[tuple[list[torch.Tensor], torch.Tensor]]
-                               ) -> torch.Tensor:
+def generator_adversarial_loss(fake: list[tuple[list[torch.Tensor], torch.Tensor]]) -> torch.Tensor:
     """LSGAN generator loss: mean (1 - D(fake))^2, summed over scales."""
     return sum(((1 - prediction) ** 2).mean() for _, prediction in fake)
 
 
-def feature_matching_loss(real: list[tuple[list[torch.Tensor], torch.Tensor]],
-                          fake: list[tuple[list[torch.Tensor], torch.Tensor]]) -> torch.Tensor:
+def feature_matching_loss(
+    real: list[tuple[list[torch.Tensor], torch.Tensor]],
+    fake: list[tuple[list[torch.Tensor], torch.Tensor]],
+) -> torch.Tensor:
     """Mean L1 between the discriminator's feature maps of real and generated images, summed
     over blocks and scales."""
-    return sum((a.detach() - b).abs().mean()
-               for (real_maps, _), (fake_maps, _) in zip(real, fake, strict=True)
-               for a, b in zip(real_maps, fake_maps, strict=True))
+    return sum(
+        (a.detach() - b).abs().mean()
+        for (real_maps, _), (fake_maps, _) in zip(real, fake, strict=True)
+        for a, b in zip(real_maps, fake_maps, strict=True)
+    )
 
 
-def discriminator_loss(real: list[tuple[list[torch.Tensor], torch.Tensor]],
-                       fake: list[tuple[list[torch.Tensor], torch.Tensor]]) -> torch.Tensor:
+def discriminator_loss(
+    real: list[tuple[list[torch.Tensor], torch.Tensor]],
+    fake: list[tuple[list[torch.Tensor], torch.Tensor]],
+) -> torch.Tensor:
     """LSGAN discriminator loss: mean (1 - D(real))^2 + D(fake)^2, summed over scales."""
-    return sum(((1 - r) ** 2 + f**2).mean()
-               for (_, r), (_, f) in zip(real, fake, strict=True))
+    return sum(((1 - r) ** 2 + f**2).mean() for (_, r), (_, f) in zip(real, fake, strict=True))

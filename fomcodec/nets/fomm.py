@@ -19,12 +19,19 @@ class FOMM(nn.Module):
         super().__init__()
         self.config = config
         self.kp_detector = KPDetector(
-            num_kp=config.num_kp, num_channels=config.num_channels,
+            num_kp=config.num_kp,
+            num_channels=config.num_channels,
             estimate_jacobian=config.estimate_jacobian,
-            **dataclasses.asdict(config.kp_detector))
+            **dataclasses.asdict(config.kp_detector),
+        )
         gen = dataclasses.asdict(config.generator)
         dense = gen.pop("dense_motion")
         self.generator = OcclusionAwareGenerator(
-            num_kp=config.num_kp, num_channels=config.num_channels,
-            estimate_jacobian=config.estimate_jacobian, dense_motion_params=dense,
-            align_corners=config.align_corners, centred_grid=config.centred_grid, **gen)
+            num_kp=config.num_kp,
+            num_channels=config.num_channels,
+            estimate_jacobian=config.estimate_jacobian,
+            dense_motion_params=dense,
+            align_corners=config.align_corners,
+            centred_grid=config.centred_grid,
+            **gen,
+        )

@@ -35,37 +35,64 @@ class OcclusionAwareGenerator(nn.Module):
         prediction = m * warp(source) + (1 - m) * generated
     """
 
-    def __init__(self, num_channels: int, num_kp: int, block_expansion: int, max_features: int,
-                 num_down_blocks: int, num_bottleneck_blocks: int,
-                 estimate_occlusion_map: bool = False, dense_motion_params: dict | None = None,
-                 estimate_jacobian: bool = False, align_corners: bool = False,
-                 centred_grid: bool = False, skip_connections: bool = False,
-                 pixel_blend: bool = False) -> None:
+    def __init__(
+        self,
+        num_channels: int,
+        num_kp: int,
+        block_expansion: int,
+        max_features: int,
+        num_down_blocks: int,
+        num_bottleneck_blocks: int,
+        estimate_occlusion_map: bool = False,
+        dense_motion_params: dict | None = None,
+        estimate_jacobian: bool = False,
+        align_corners: bool = False,
+        centred_grid: bool = False,
+        skip_connections: bool = False,
+        pixel_blend: bool = False,
+    ) -> None:
         super().__init__()
         if dense_motion_params is not None:
             self.dense_motion_network = DenseMotionNetwork(
-                num_kp=num_kp, num_channels=num_channels,
-                estimate_occlusion_map=estimate_occlusion_map, align_corners=align_corners,
-                centred_grid=centred_grid, **dense_motion_params)
+                num_kp=num_kp,
+                num_channels=num_channels,
+                estimate_occlusion_map=estimate_occlusion_map,
+                align_corners=align_corners,
+                centred_grid=centred_grid,
+                **dense_motion_params,
+            )
         else:
             self.dense_motion_network = None
         self.first = SameBlock2d(num_channels, block_expansion, kernel_size=(7, 7), padding=(3, 3))
         self.down_blocks = nn.ModuleList(
-            DownBlock2d(min(max_features, block_expansion * (2**i)),
-                        min(max_features, block_expansion * (2 ** (i + 1))))
-            for i in range(num_down_blocks))
+            DownBlock2d(
+                min(max_features, block_expansion * (2**i)),
+                min(max_features, block_expansion * (2 ** (i + 1))),
+            )
+            for i in range(num_down_blocks)
+        )
         self.up_blocks = nn.ModuleList(
-            UpBlock2d(min(max_features, block_expansion * (2 ** (num_down_blocks - i))),
-                      min(max_features, block_expansion * (2 ** (num_down_blocks - i - 1))))
-            for i in range(num_down_blocks))
+            UpBlock2d(
+                min(max_features, block_expansion * (2 ** (num_down_blocks - i))),
+                min(max_features, block_expansion * (2 ** (num_down_blocks - i - 1))),
+            )
+            for i in range(num_down_blocks)
+        )
         self.bottleneck = nn.Sequential()
         bottleneck_features = min(max_features, block_expansion * (2**num_down_blocks))
         for i in range(num_bottleneck_blocks):
             self.bottleneck.add_module(f"r{i}", ResBlock2d(bottleneck_features, 3, 1))
         self.final = nn.Conv2d(block_expansion, num_channels, kernel_size=(7, 7), padding=(3, 3))
-        self.skip_merges = (nn.ModuleList(
-            _identity_merge(min(max_features, block_expansion * (2 ** (num_down_blocks - i - 1))))
-            for i in range(num_down_blocks)) if skip_connections else None)
+        self.skip_merges = (
+            nn.ModuleList(
+                _identity_merge(
+                    min(max_features, block_expansion * (2 ** (num_down_blocks - i - 1)))
+                )
+                for i in range(num_down_blocks)
+            )
+            if skip_connections
+            else None
+        )
         self.blend = None
         if pixel_blend:
             self.blend = nn.Conv2d(block_expansion, 1, kernel_size=(3, 3), padding=(1, 1))
@@ -80,8 +107,9 @@ class OcclusionAwareGenerator(nn.Module):
     def deform_input(self, inp: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
         """Backward-warp ``inp`` by ``deformation`` (resized to ``inp``'s resolution if needed),
         in fp32 whatever the autocast precision: bf16 sampling positions are too coarse."""
-        deformation = resize_deformation(deformation.float(), inp.shape[2], inp.shape[3],
-                                         self.centred_grid)
+        deformation = resize_deformation(
+            deformation.float(), inp.shape[2], inp.shape[3], self.centred_grid
+        )
         return F.grid_sample(inp.float(), deformation, align_corners=self.align_corners)
 
     def encode_source(self, source_image: torch.Tensor) -> SourceFeatures:
@@ -96,10 +124,15 @@ class OcclusionAwareGenerator(nn.Module):
     def skip_connections(self) -> bool:
         return self.skip_merges is not None
 
-    def decode(self, source_image: torch.Tensor, source_features: SourceFeatures,
-               kp_driving: Keypoints, kp_source: Keypoints,
-               source_small: torch.Tensor | None = None,
-               with_deformed: bool = False) -> dict[str, torch.Tensor]:
+    def decode(
+        self,
+        source_image: torch.Tensor,
+        source_features: SourceFeatures,
+        kp_driving: Keypoints,
+        kp_source: Keypoints,
+        source_small: torch.Tensor | None = None,
+        with_deformed: bool = False,
+    ) -> dict[str, torch.Tensor]:
         """Generate one frame per driving keypoint set from precomputed source features."""
         batch = kp_driving.value.shape[0]
         scales = source_features if isinstance(source_features, list) else [source_features]
@@ -119,8 +152,9 @@ class OcclusionAwareGenerator(nn.Module):
                 if occlusion_map is not None:
                     occlusion = occlusion_map
                     if features.shape[2:] != occlusion.shape[2:]:
-                        occlusion = F.interpolate(occlusion, size=features.shape[2:],
-                                                  mode="bilinear")
+                        occlusion = F.interpolate(
+                            occlusion, size=features.shape[2:], mode="bilinear"
+                        )
                     features = features * occlusion.to(features.dtype)
                 warped.append(features)
             scales = warped
@@ -134,8 +168,9 @@ class OcclusionAwareGenerator(nn.Module):
         generated = torch.sigmoid(self.final(out))
         needs_warped_source = with_deformed or self.blend is not None
         if deformation is not None and needs_warped_source:
-            output["deformed"] = self.deform_input(source_image.expand(batch, -1, -1, -1),
-                                                   deformation)
+            output["deformed"] = self.deform_input(
+                source_image.expand(batch, -1, -1, -1), deformation
+            )
         if self.blend is not None and deformation is not None:
             blend = torch.sigmoid(self.blend(out).float())
             output["blend_mask"] = blend
@@ -144,10 +179,16 @@ class OcclusionAwareGenerator(nn.Module):
         output["prediction"] = generated
         return output
 
-    def forward(self, source_image: torch.Tensor, kp_driving: Keypoints,
-                kp_source: Keypoints) -> dict[str, torch.Tensor]:
-        return self.decode(source_image, self.encode_source(source_image), kp_driving, kp_source,
-                           with_deformed=True)
+    def forward(
+        self, source_image: torch.Tensor, kp_driving: Keypoints, kp_source: Keypoints
+    ) -> dict[str, torch.Tensor]:
+        return self.decode(
+            source_image,
+            self.encode_source(source_image),
+            kp_driving,
+            kp_source,
+            with_deformed=True,
+        )
 
 
 def _identity_merge(channels: int) -> nn.Conv2d:

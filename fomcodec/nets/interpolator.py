@@ -55,25 +55,25 @@ class InterpolatorConfig:
     """Architecture of a :class:`FacialFrameInterpolator` (defaults: the paper's size)."""
 
     name: str = "ffi-paper"
-    kernel_size: int = 5                 # F: taps per side of WAMV / WSMV kernels (odd)
+    kernel_size: int = 5  # F: taps per side of WAMV / WSMV kernels (odd)
     dilation: int = 1
     context_channels: list[int] = field(default_factory=lambda: [8, 16, 32])
     unet_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])
-    unet_convs: int = 3                  # 3x3 convs per U-Net block
-    head_channels: int = 64              # hidden width of the subnetworks (or shared trunk)
-    head_convs: int = 2                  # hidden convs before each head's output conv
-    shared_trunk: bool = False           # one trunk for all heads of both blocks
-    head_full_res_conv: bool = True      # conv after each head's upsampling (paper)
+    unet_convs: int = 3  # 3x3 convs per U-Net block
+    head_channels: int = 64  # hidden width of the subnetworks (or shared trunk)
+    head_convs: int = 2  # hidden convs before each head's output conv
+    shared_trunk: bool = False  # one trunk for all heads of both blocks
+    head_full_res_conv: bool = True  # conv after each head's upsampling (paper)
     gridnet_channels: list[int] = field(default_factory=lambda: [32, 64, 96])
-    gridnet_columns: int = 6             # even: half downsampling, half upsampling columns
+    gridnet_columns: int = 6  # even: half downsampling, half upsampling columns
     asymmetric_levels: list[int] = field(default_factory=lambda: [0, 1, 2])
     symmetric_levels: list[int] = field(default_factory=lambda: [0, 1, 2])
-    symmetric_warp: str = "exact"        # "exact" (paper) or "prewarp" (approximation)
-    head_kernel: int = 3                 # kernel of each head's output conv (1: pointwise)
-    activation: str = "prelu"            # context extractor and GridNet: prelu, leaky_relu
-    variant: str = "full"                # "full", "proposed-s", "proposed-as"
-    image_size: int = 256                # training / benchmark resolution (informational)
-    bf16: bool = True                    # run convs under bf16 autocast where it is fast
+    symmetric_warp: str = "exact"  # "exact" (paper) or "prewarp" (approximation)
+    head_kernel: int = 3  # kernel of each head's output conv (1: pointwise)
+    activation: str = "prelu"  # context extractor and GridNet: prelu, leaky_relu
+    variant: str = "full"  # "full", "proposed-s", "proposed-as"
+    image_size: int = 256  # training / benchmark resolution (informational)
+    bf16: bool = True  # run convs under bf16 autocast where it is fast
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -157,8 +157,9 @@ class InterpolatorConfig:
 
 
 def _conv(cin: int, cout: int, kernel: int = 3, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, kernel, stride=stride, dilation=dilation,
-                     padding=dilation * (kernel // 2))
+    return nn.Conv2d(
+        cin, cout, kernel, stride=stride, dilation=dilation, padding=dilation * (kernel // 2)
+    )
 
 
 def _conv_relu(cin: int, cout: int, convs: int = 1) -> nn.Sequential:
@@ -180,8 +181,12 @@ def _up2(x: torch.Tensor) -> torch.Tensor:
     """Bilinear x2 upsampling (``align_corners=False``). Without autograd, fp32 NCHW tensors
     take a separable version writing strided outputs in place: 2x faster on the CPU than
     ``F.interpolate`` for NCHW (which is fast only for channels_last), same values."""
-    if (torch.is_grad_enabled() and x.requires_grad) or x.dtype != torch.float32 \
-            or not x.is_contiguous() or x.device.type != "cpu":
+    if (
+        (torch.is_grad_enabled() and x.requires_grad)
+        or x.dtype != torch.float32
+        or not x.is_contiguous()
+        or x.device.type != "cpu"
+    ):
         return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
     b, c, h, w = x.shape
     padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
@@ -231,7 +236,8 @@ class FeatureUNet(nn.Module):
     def __init__(self, channels: list[int], convs: int) -> None:
         super().__init__()
         self.encoders = nn.ModuleList(
-            _conv_relu(6 if i == 0 else channels[i - 1], c, convs) for i, c in enumerate(channels))
+            _conv_relu(6 if i == 0 else channels[i - 1], c, convs) for i, c in enumerate(channels)
+        )
         self.bottom = _conv_relu(channels[-1], channels[-1], convs)
         self.ups = nn.ModuleList()
         self.decoders = nn.ModuleList()
@@ -239,8 +245,11 @@ class FeatureUNet(nn.Module):
         # (above level 1) a block down to level l-1's width
         for level in range(len(channels) - 1, 0, -1):
             self.ups.append(_conv_relu(channels[level], channels[level]))
-            self.decoders.append(_conv_relu(channels[level], channels[level - 1], convs)
-                                 if level > 1 else nn.Identity())
+            self.decoders.append(
+                _conv_relu(channels[level], channels[level - 1], convs)
+                if level > 1
+                else nn.Identity()
+            )
         self.out_channels = channels[1]
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -251,8 +260,9 @@ class FeatureUNet(nn.Module):
             skips.append(x)
             x = F.avg_pool2d(x, 2)
         x = self.bottom(x)
-        for up, decoder, level in zip(self.ups, self.decoders, range(len(skips) - 1, 0, -1),
-                                      strict=True):
+        for up, decoder, level in zip(
+            self.ups, self.decoders, range(len(skips) - 1, 0, -1), strict=True
+        ):
             x = decoder(up(_up_to(x, skips[level])) + skips[level])
         return x
 
@@ -269,14 +279,14 @@ class PointwiseToNCHW(nn.Conv2d):
         if not x.is_contiguous(memory_format=torch.channels_last) or x.is_contiguous():
             return super().forward(x).contiguous()
         b, c, h, w = x.shape
-        rows = x.permute(0, 2, 3, 1).reshape(b, h * w, c)           # a view
+        rows = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view
         weight = self.weight.view(self.out_channels, c)
         bias = self.bias
         if torch.is_autocast_enabled(x.device.type):
             dtype = torch.get_autocast_dtype(x.device.type)
             rows, weight = rows.to(dtype), weight.to(dtype)
             bias = bias.to(dtype) if bias is not None else None
-        out = torch.matmul(weight, rows.transpose(1, 2))             # (B, Cout, HW)
+        out = torch.matmul(weight, rows.transpose(1, 2))  # (B, Cout, HW)
         if bias is not None:
             out = out + bias.view(1, -1, 1)
         return out.view(b, self.out_channels, h, w)
@@ -288,8 +298,16 @@ class Subnetwork(nn.Module):
     output stays at half resolution: the network activates it there (softmax, sigmoid) and
     upsamples the result, which is the same upsampling layer, applied 4x cheaper."""
 
-    def __init__(self, cin: int, hidden: int, cout: int, convs: int, full_res_conv: bool,
-                 middle: int | None = None, out_kernel: int = 3) -> None:
+    def __init__(
+        self,
+        cin: int,
+        hidden: int,
+        cout: int,
+        convs: int,
+        full_res_conv: bool,
+        middle: int | None = None,
+        out_kernel: int = 3,
+    ) -> None:
         super().__init__()
         middle = middle or cout
         layers: list[nn.Module] = []
@@ -298,12 +316,14 @@ class Subnetwork(nn.Module):
         self.body = nn.Sequential(*layers)
         body_out = hidden if convs else cin
         if full_res_conv:
-            self.out = nn.Sequential(_conv(body_out, middle, out_kernel),
-                                     nn.ReLU(inplace=True))
+            self.out = nn.Sequential(_conv(body_out, middle, out_kernel), nn.ReLU(inplace=True))
             self.final: nn.Module | None = _conv(middle, cout)
         else:
-            self.out = (PointwiseToNCHW(body_out, cout) if out_kernel == 1
-                        else _conv(body_out, cout, out_kernel))
+            self.out = (
+                PointwiseToNCHW(body_out, cout)
+                if out_kernel == 1
+                else _conv(body_out, cout, out_kernel)
+            )
             self.final = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -315,29 +335,41 @@ class MotionHeads(nn.Module):
     """The subnetworks of one motion block: one per output group, or (``shared``) one head
     after a shared trunk, its output split into the groups."""
 
-    def __init__(self, groups: dict[str, tuple[int, int | None]], cin: int, hidden: int,
-                 convs: int, full_res_conv: bool, shared: bool, out_kernel: int = 3) -> None:
+    def __init__(
+        self,
+        groups: dict[str, tuple[int, int | None]],
+        cin: int,
+        hidden: int,
+        convs: int,
+        full_res_conv: bool,
+        shared: bool,
+        out_kernel: int = 3,
+    ) -> None:
         super().__init__()
         self.groups = {name: channels for name, (channels, _) in groups.items()}
         self.shared = shared
         self.half_res = not full_res_conv
         if shared:
             total = sum(self.groups.values())
-            self.head = Subnetwork(hidden if convs else cin, hidden, total, 0, full_res_conv,
-                                   out_kernel=out_kernel)
+            self.head = Subnetwork(
+                hidden if convs else cin, hidden, total, 0, full_res_conv, out_kernel=out_kernel
+            )
         else:
-            self.heads = nn.ModuleDict({
-                name: Subnetwork(cin, hidden, channels, convs, full_res_conv, middle,
-                                 out_kernel)
-                for name, (channels, middle) in groups.items()})
+            self.heads = nn.ModuleDict(
+                {
+                    name: Subnetwork(
+                        cin, hidden, channels, convs, full_res_conv, middle, out_kernel
+                    )
+                    for name, (channels, middle) in groups.items()
+                }
+            )
 
     def forward(self, x: torch.Tensor, skip: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
         """Raw outputs per group (fp32), at half resolution if :attr:`half_res`; ``x``:
         features (separate heads) or trunk output (shared)."""
         if self.shared:
             out = self.head(x).float()
-            return dict(zip(self.groups, out.split(list(self.groups.values()), dim=1),
-                            strict=True))
+            return dict(zip(self.groups, out.split(list(self.groups.values()), dim=1), strict=True))
         return {name: head(x).float() for name, head in self.heads.items() if name not in skip}
 
 
@@ -346,8 +378,12 @@ class LateralUnit(nn.Module):
 
     def __init__(self, channels: int, act: str = "prelu") -> None:
         super().__init__()
-        self.body = nn.Sequential(_act(act, channels), _conv(channels, channels),
-                                  _act(act, channels, True), _conv(channels, channels))
+        self.body = nn.Sequential(
+            _act(act, channels),
+            _conv(channels, channels),
+            _act(act, channels, True),
+            _conv(channels, channels),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -358,8 +394,12 @@ class DownUnit(nn.Module):
 
     def __init__(self, cin: int, cout: int, act: str = "prelu") -> None:
         super().__init__()
-        self.body = nn.Sequential(_act(act, cin), _conv(cin, cout, stride=2, dilation=2),
-                                  _act(act, cout, True), _conv(cout, cout))
+        self.body = nn.Sequential(
+            _act(act, cin),
+            _conv(cin, cout, stride=2, dilation=2),
+            _act(act, cout, True),
+            _conv(cout, cout),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -370,8 +410,9 @@ class UpUnit(nn.Module):
 
     def __init__(self, cin: int, cout: int, act: str = "prelu") -> None:
         super().__init__()
-        self.body = nn.Sequential(_act(act, cin), _conv(cin, cout), _act(act, cout, True),
-                                  _conv(cout, cout))
+        self.body = nn.Sequential(
+            _act(act, cin), _conv(cin, cout), _act(act, cout, True), _conv(cout, cout)
+        )
 
     def forward(self, x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return self.body(_up_to(x, like))
@@ -382,34 +423,52 @@ class GridNet(nn.Module):
     downsample between rows, the second half upsample; each row takes its inputs in the first
     column. Outputs a 3-channel residual (last conv zero-initialised)."""
 
-    def __init__(self, inputs: list[int], channels: list[int], columns: int,
-                 act: str = "prelu") -> None:
+    def __init__(
+        self, inputs: list[int], channels: list[int], columns: int, act: str = "prelu"
+    ) -> None:
         super().__init__()
         c = channels
         self.heads = nn.ModuleList(
             nn.Sequential(_conv(cin, ch), _act(act, ch, True), _conv(ch, ch)) if cin else None
-            for cin, ch in zip(inputs, c, strict=True))
+            for cin, ch in zip(inputs, c, strict=True)
+        )
         half = columns // 2
         self.down_columns = nn.ModuleList()
         for col in range(half):
-            self.down_columns.append(nn.ModuleDict({
-                "lat0": LateralUnit(c[0], act) if col else nn.Identity(),
-                "lat1": LateralUnit(c[1], act) if col else nn.Identity(),
-                "lat2": LateralUnit(c[2], act) if col else nn.Identity(),
-                "down01": DownUnit(c[0], c[1], act), "down12": DownUnit(c[1], c[2], act)}))
-        self.up_columns = nn.ModuleList(nn.ModuleDict({
-            "lat0": LateralUnit(c[0], act), "lat1": LateralUnit(c[1], act),
-            "lat2": LateralUnit(c[2], act), "up21": UpUnit(c[2], c[1], act),
-            "up10": UpUnit(c[1], c[0], act)}) for _ in range(half))
+            self.down_columns.append(
+                nn.ModuleDict(
+                    {
+                        "lat0": LateralUnit(c[0], act) if col else nn.Identity(),
+                        "lat1": LateralUnit(c[1], act) if col else nn.Identity(),
+                        "lat2": LateralUnit(c[2], act) if col else nn.Identity(),
+                        "down01": DownUnit(c[0], c[1], act),
+                        "down12": DownUnit(c[1], c[2], act),
+                    }
+                )
+            )
+        self.up_columns = nn.ModuleList(
+            nn.ModuleDict(
+                {
+                    "lat0": LateralUnit(c[0], act),
+                    "lat1": LateralUnit(c[1], act),
+                    "lat2": LateralUnit(c[2], act),
+                    "up21": UpUnit(c[2], c[1], act),
+                    "up10": UpUnit(c[1], c[0], act),
+                }
+            )
+            for _ in range(half)
+        )
         self.tail = nn.Sequential(_act(act, c[0], True), _conv(c[0], 3))
         nn.init.zeros_(self.tail[1].weight)
         nn.init.zeros_(self.tail[1].bias)
 
-    def forward(self, x0: torch.Tensor, x1: torch.Tensor | None,
-                x2: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x0: torch.Tensor, x1: torch.Tensor | None, x2: torch.Tensor | None
+    ) -> torch.Tensor:
         rows: list[torch.Tensor | None] = [
             head(x) if head is not None and x is not None else None
-            for head, x in zip(self.heads, (x0, x1, x2), strict=True)]
+            for head, x in zip(self.heads, (x0, x1, x2), strict=True)
+        ]
         r0 = rows[0]
         assert r0 is not None
         r1, r2 = rows[1], rows[2]
@@ -429,9 +488,13 @@ class GridNet(nn.Module):
 # ----------------------------------------------------------------------------------- network
 
 
-def _motion_pyramid(weights: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor,
-                    levels: list[int], half: tuple[torch.Tensor, ...] | None = None
-                    ) -> dict[int, tuple[torch.Tensor, ...]]:
+def _motion_pyramid(
+    weights: torch.Tensor,
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    levels: list[int],
+    half: tuple[torch.Tensor, ...] | None = None,
+) -> dict[int, tuple[torch.Tensor, ...]]:
     """Weights and offsets at the coarser levels: 2x2 average pooling per level (weights
     stay normalised), offsets halved per level (pixels of that level). ``half``: the heads'
     own half-resolution (weights, alpha, beta), used as level 1 where given."""
@@ -451,13 +514,18 @@ def _motion_pyramid(weights: torch.Tensor, alpha: torch.Tensor, beta: torch.Tens
 def _pair(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     """Two (B, C, H, W) tensors as one (2B, C, H, W) batch in (b, t) order: b0t0, b0t1, b1t0...
     A view, without copying, where both are slices of one tensor at a fixed distance."""
-    if (first.dim() == 4 and first.shape[0] == 1 and first.shape == second.shape
-            and first.stride() == second.stride()
-            and first.untyped_storage().data_ptr() == second.untyped_storage().data_ptr()
-            and second.storage_offset() > first.storage_offset()):
-        return first.as_strided((2, *first.shape[1:]),
-                                (second.storage_offset() - first.storage_offset(),
-                                 *first.stride()[1:]))
+    if (
+        first.dim() == 4
+        and first.shape[0] == 1
+        and first.shape == second.shape
+        and first.stride() == second.stride()
+        and first.untyped_storage().data_ptr() == second.untyped_storage().data_ptr()
+        and second.storage_offset() > first.storage_offset()
+    ):
+        return first.as_strided(
+            (2, *first.shape[1:]),
+            (second.storage_offset() - first.storage_offset(), *first.stride()[1:]),
+        )
     return torch.stack((first, second), dim=1).flatten(0, 1)
 
 
@@ -467,8 +535,13 @@ def _split_pair(stacked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return pairs[:, 0], pairs[:, 1]
 
 
-def _smoothness_field(weights: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
-                      tap_rows: torch.Tensor, tap_cols: torch.Tensor) -> torch.Tensor:
+def _smoothness_field(
+    weights: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    tap_rows: torch.Tensor,
+    tap_cols: torch.Tensor,
+) -> torch.Tensor:
     """Weighted motion field (B, 2, H, W): sum_n W_n * (tap offset + motion offset)."""
     mean_row = (weights * (rows + tap_rows)).sum(1, keepdim=True)
     mean_col = (weights * (cols + tap_cols)).sum(1, keepdim=True)
@@ -500,39 +573,67 @@ class FacialFrameInterpolator(nn.Module):
         self.features = FeatureUNet(cfg.unet_channels, cfg.unet_convs)
         feat = self.features.out_channels
         hidden = cfg.head_channels
-        self.trunk = (_conv_relu(feat, hidden, cfg.head_convs)
-                      if cfg.shared_trunk and cfg.head_convs else None)
+        self.trunk = (
+            _conv_relu(feat, hidden, cfg.head_convs)
+            if cfg.shared_trunk and cfg.head_convs
+            else None
+        )
         occlusion_channels = 4 if cfg.variant == "proposed-as" else 1
         # group order: frame 0's then frame 1's outputs, so a shared head's output splits into
         # pairs that are views (see _pair)
         asym_groups: dict[str, tuple[int, int | None]] = {
-            "alpha0": (taps, None), "beta0": (taps, None), "weight0": (taps, None),
-            "alpha1": (taps, None), "beta1": (taps, None), "weight1": (taps, None),
-            "occlusion": (occlusion_channels, hidden)}
+            "alpha0": (taps, None),
+            "beta0": (taps, None),
+            "weight0": (taps, None),
+            "alpha1": (taps, None),
+            "beta1": (taps, None),
+            "weight1": (taps, None),
+            "occlusion": (occlusion_channels, hidden),
+        }
         sym_groups: dict[str, tuple[int, int | None]] = {
-            "alpha": (1, None), "beta": (1, None), "weight0": (taps, None),
-            "weight1": (taps, None), "occlusion": (1, hidden)}
-        self.asymmetric = MotionHeads(asym_groups, feat, hidden, cfg.head_convs,
-                                      cfg.head_full_res_conv, cfg.shared_trunk, cfg.head_kernel)
-        self.symmetric = MotionHeads(sym_groups, feat, hidden, cfg.head_convs,
-                                     cfg.head_full_res_conv, cfg.shared_trunk, cfg.head_kernel)
+            "alpha": (1, None),
+            "beta": (1, None),
+            "weight0": (taps, None),
+            "weight1": (taps, None),
+            "occlusion": (1, hidden),
+        }
+        self.asymmetric = MotionHeads(
+            asym_groups,
+            feat,
+            hidden,
+            cfg.head_convs,
+            cfg.head_full_res_conv,
+            cfg.shared_trunk,
+            cfg.head_kernel,
+        )
+        self.symmetric = MotionHeads(
+            sym_groups,
+            feat,
+            hidden,
+            cfg.head_convs,
+            cfg.head_full_res_conv,
+            cfg.shared_trunk,
+            cfg.head_kernel,
+        )
         level_channels = cfg.context_channels
         inputs = [12, 0, 0]
         for levels in (cfg.asymmetric_levels, cfg.symmetric_levels):
             for level in levels:
                 inputs[level] += 2 * level_channels[level]
-        self.synthesis = GridNet(inputs, cfg.gridnet_channels, cfg.gridnet_columns,
-                                 cfg.activation)
+        self.synthesis = GridNet(inputs, cfg.gridnet_channels, cfg.gridnet_columns, cfg.activation)
         rows, cols = tap_offsets(cfg.kernel_size, cfg.dilation)
-        self.register_buffer("tap_rows", torch.tensor(rows, dtype=torch.float32).view(
-            1, -1, 1, 1), persistent=False)
-        self.register_buffer("tap_cols", torch.tensor(cols, dtype=torch.float32).view(
-            1, -1, 1, 1), persistent=False)
+        self.register_buffer(
+            "tap_rows", torch.tensor(rows, dtype=torch.float32).view(1, -1, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "tap_cols", torch.tensor(cols, dtype=torch.float32).view(1, -1, 1, 1), persistent=False
+        )
 
     # --------------------------------------------------------------------------- motion blocks
 
-    def _activate(self, heads: MotionHeads, raw: dict[str, torch.Tensor]
-                  ) -> dict[str, torch.Tensor]:
+    def _activate(
+        self, heads: MotionHeads, raw: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         """Softmax over the taps for weights, sigmoid (or softmax over 4 candidates) for the
         occlusion; at half resolution, also upsampled in one call (the half-resolution values
         are kept as ``half_*`` for the pyramid levels)."""
@@ -552,16 +653,22 @@ class FacialFrameInterpolator(nn.Module):
         result.update({f"half_{n}": v for n, v in motion.items() if n != "occlusion"})
         return result
 
-    def _motion(self, heads: MotionHeads, head_input: torch.Tensor, occlusion: bool
-                ) -> dict[str, torch.Tensor]:
+    def _motion(
+        self, heads: MotionHeads, head_input: torch.Tensor, occlusion: bool
+    ) -> dict[str, torch.Tensor]:
         raw = heads(head_input, skip=() if occlusion else ("occlusion",))
         if not occlusion:
             raw.pop("occlusion", None)
         return self._activate(heads, raw)
 
-    def _warp(self, frames: torch.Tensor, contexts: list[torch.Tensor] | None,
-              motion: dict[str, torch.Tensor], levels: list[int], symmetric: bool
-              ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+    def _warp(
+        self,
+        frames: torch.Tensor,
+        contexts: list[torch.Tensor] | None,
+        motion: dict[str, torch.Tensor],
+        levels: list[int],
+        symmetric: bool,
+    ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
         """Warp the paired frames (2B, (b, t) order) at full resolution, and the context
         levels in ``levels``, with one block's motion; returns the warped frames and the
         warped contexts per level (None where not warped), both paired."""
@@ -572,11 +679,15 @@ class FacialFrameInterpolator(nn.Module):
             if symmetric:  # linear trajectory: the motion to frame 1 is the negated one to 0
                 a, b = motion[f"{prefix}alpha"], motion[f"{prefix}beta"]
                 return weights, _pair(a, -a), _pair(b, -b)
-            return (weights, _pair(motion[f"{prefix}alpha0"], motion[f"{prefix}alpha1"]),
-                    _pair(motion[f"{prefix}beta0"], motion[f"{prefix}beta1"]))
+            return (
+                weights,
+                _pair(motion[f"{prefix}alpha0"], motion[f"{prefix}alpha1"]),
+                _pair(motion[f"{prefix}beta0"], motion[f"{prefix}beta1"]),
+            )
 
-        def warp(image: torch.Tensor, w: torch.Tensor, a: torch.Tensor,
-                 b: torch.Tensor) -> torch.Tensor:
+        def warp(
+            image: torch.Tensor, w: torch.Tensor, a: torch.Tensor, b: torch.Tensor
+        ) -> torch.Tensor:
             if not symmetric:
                 return wamv(image, w, a, b, cfg.kernel_size, cfg.dilation)
             if cfg.symmetric_warp == "prewarp":
@@ -601,8 +712,13 @@ class FacialFrameInterpolator(nn.Module):
 
     # --------------------------------------------------------------------------------- forward
 
-    def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, mode: str = "full",
-                return_motion: bool | None = None) -> dict[str, Any]:
+    def forward(
+        self,
+        frame0: torch.Tensor,
+        frame1: torch.Tensor,
+        mode: str = "full",
+        return_motion: bool | None = None,
+    ) -> dict[str, Any]:
         """See the class docstring; ``return_motion`` (default: in training mode) computes the
         weighted motion fields of the smoothness loss."""
         if mode not in MODES:
@@ -626,8 +742,9 @@ class FacialFrameInterpolator(nn.Module):
         candidates: list[torch.Tensor] = []
         rows: list[list[torch.Tensor]] = [[], [], []]
         for block, used, levels, symmetric in (
-                ("asym", mode in ("full", "asymmetric"), cfg.asymmetric_levels, False),
-                ("sym", mode in ("full", "symmetric"), cfg.symmetric_levels, True)):
+            ("asym", mode in ("full", "asymmetric"), cfg.asymmetric_levels, False),
+            ("sym", mode in ("full", "symmetric"), cfg.symmetric_levels, True),
+        ):
             if not used:
                 continue
             if symmetric:
@@ -637,8 +754,9 @@ class FacialFrameInterpolator(nn.Module):
                 heads = self.asymmetric
                 occlusion = not (full and cfg.variant == "proposed-s")
             motion = self._motion(heads, head_input, occlusion)
-            warped, warped_ctx = self._warp(frames, contexts, motion, levels if full else [],
-                                            symmetric)
+            warped, warped_ctx = self._warp(
+                frames, contexts, motion, levels if full else [], symmetric
+            )
             result[f"{block}0"], result[f"{block}1"] = _split_pair(warped)
             candidates += [result[f"{block}0"], result[f"{block}1"]]
             for level, ctx in enumerate(warped_ctx):
@@ -648,8 +766,9 @@ class FacialFrameInterpolator(nn.Module):
                 sign = -1.0 if symmetric and t else 1.0
                 a = sign * motion["alpha"] if symmetric else motion[f"alpha{t}"]
                 b = sign * motion["beta"] if symmetric else motion[f"beta{t}"]
-                result["motion"].append(_smoothness_field(motion[f"weight{t}"], a, b,
-                                                          self.tap_rows, self.tap_cols))
+                result["motion"].append(
+                    _smoothness_field(motion[f"weight{t}"], a, b, self.tap_rows, self.tap_cols)
+                )
             result["symmetric_motion" if symmetric else "asymmetric_motion"] = motion
 
         if mode == "asymmetric" or (full and cfg.variant == "full"):
@@ -662,7 +781,7 @@ class FacialFrameInterpolator(nn.Module):
             base = occ * result["sym0"] + (1 - occ) * result["sym1"]
         else:  # proposed-as: four-way softmax blend
             occ = result["asymmetric_motion"]["occlusion"]
-            base = sum(occ[:, i:i + 1] * c for i, c in enumerate(candidates))
+            base = sum(occ[:, i : i + 1] * c for i, c in enumerate(candidates))
         result["occlusion"] = occ
         result["base"] = base
         if full:
@@ -675,15 +794,17 @@ class FacialFrameInterpolator(nn.Module):
         else:
             result["frame"] = base
         if pad_h or pad_w:
-            for key in ("frame", "base", "occlusion", "residual", "asym0", "asym1", "sym0",
-                        "sym1"):
+            for key in ("frame", "base", "occlusion", "residual", "asym0", "asym1", "sym0", "sym1"):
                 if key in result:
                     result[key] = result[key][..., :height, :width]
             result["motion"] = [m[..., :height, :width] for m in result["motion"]]
             for key in ("asymmetric_motion", "symmetric_motion"):
                 if key in result:
-                    result[key] = {k: v[..., :height, :width] for k, v in result[key].items()
-                                   if not k.startswith("half_")}
+                    result[key] = {
+                        k: v[..., :height, :width]
+                        for k, v in result[key].items()
+                        if not k.startswith("half_")
+                    }
         return result
 
     @torch.no_grad()

@@ -43,21 +43,40 @@ class KPDetector(nn.Module):
         input: (B, C, H, W) RGB in [0, 1]; output: :class:`Keypoints`.
     """
 
-    def __init__(self, block_expansion: int, num_kp: int, num_channels: int, max_features: int,
-                 num_blocks: int, temperature: float, estimate_jacobian: bool = False,
-                 scale_factor: float = 1, single_jacobian_map: bool = False, pad: int = 0) -> None:
+    def __init__(
+        self,
+        block_expansion: int,
+        num_kp: int,
+        num_channels: int,
+        max_features: int,
+        num_blocks: int,
+        temperature: float,
+        estimate_jacobian: bool = False,
+        scale_factor: float = 1,
+        single_jacobian_map: bool = False,
+        pad: int = 0,
+    ) -> None:
         super().__init__()
-        self.predictor = Hourglass(block_expansion, in_features=num_channels,
-                                   max_features=max_features, num_blocks=num_blocks)
+        self.predictor = Hourglass(
+            block_expansion,
+            in_features=num_channels,
+            max_features=max_features,
+            num_blocks=num_blocks,
+        )
         self.kp = nn.Conv2d(self.predictor.out_filters, num_kp, kernel_size=(7, 7), padding=pad)
         if estimate_jacobian:
             self.num_jacobian_maps = 1 if single_jacobian_map else num_kp
-            self.jacobian = nn.Conv2d(self.predictor.out_filters, 4 * self.num_jacobian_maps,
-                                      kernel_size=(7, 7), padding=pad)
+            self.jacobian = nn.Conv2d(
+                self.predictor.out_filters,
+                4 * self.num_jacobian_maps,
+                kernel_size=(7, 7),
+                padding=pad,
+            )
             with torch.no_grad():
                 self.jacobian.weight.zero_()
                 self.jacobian.bias.copy_(
-                    torch.tensor([1, 0, 0, 1] * self.num_jacobian_maps, dtype=torch.float))
+                    torch.tensor([1, 0, 0, 1] * self.num_jacobian_maps, dtype=torch.float)
+                )
         else:
             self.jacobian = None
         self.temperature = temperature
@@ -82,6 +101,7 @@ class KPDetector(nn.Module):
         if self.jacobian is None:
             return Keypoints(value)
         jacobian_map = self.jacobian(feature_map).reshape(
-            batch, self.num_jacobian_maps, 4, height, width)
+            batch, self.num_jacobian_maps, 4, height, width
+        )
         jacobian = (heatmap.unsqueeze(2) * jacobian_map).view(batch, num_kp, 4, -1).sum(dim=-1)
         return Keypoints(value, jacobian.view(batch, num_kp, 2, 2))

@@ -58,8 +58,9 @@ def tap_offsets(kernel_size: int, dilation: int = 1) -> tuple[list[int], list[in
 _GRID_TERMS: dict[tuple, tuple[torch.Tensor, torch.Tensor, float, float]] = {}
 
 
-def _tap_grid_terms(height: int, width: int, kernel_size: int, dilation: int,
-                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+def _tap_grid_terms(
+    height: int, width: int, kernel_size: int, dilation: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, float, float]:
     """Normalised base coordinates of every tap, (1, F*F, H, 1) rows and (1, F*F, 1, W)
     columns, and the pixel-to-normalised scales (cached per size and device)."""
     key = (height, width, kernel_size, dilation, str(device))
@@ -89,8 +90,15 @@ def _chunk_size(image: torch.Tensor, taps: int, taps_per_call: int | None) -> in
     return max(1, min(taps, CPU_CHUNK_SAMPLES // max(batch * height * width, 1)))
 
 
-def _grid(base_rows: torch.Tensor, base_cols: torch.Tensor, alpha: torch.Tensor,
-          beta: torch.Tensor, sy: float, sx: float, shape: tuple[int, ...]) -> torch.Tensor:
+def _grid(
+    base_rows: torch.Tensor,
+    base_cols: torch.Tensor,
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    sy: float,
+    sx: float,
+    shape: tuple[int, ...],
+) -> torch.Tensor:
     """Sampling grid (B, m, H, W, 2) = base + motion * scale, (x, y) last. Without autograd
     it is written in place (10x faster than ``torch.stack`` along the last dimension)."""
     if torch.is_grad_enabled() and (alpha.requires_grad or beta.requires_grad):
@@ -101,15 +109,22 @@ def _grid(base_rows: torch.Tensor, base_cols: torch.Tensor, alpha: torch.Tensor,
     return grid
 
 
-def _weighted_taps(image: torch.Tensor, weights: torch.Tensor, alpha: torch.Tensor,
-                   beta: torch.Tensor, kernel_size: int, dilation: int,
-                   taps_per_call: int | None) -> torch.Tensor:
+def _weighted_taps(
+    image: torch.Tensor,
+    weights: torch.Tensor,
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    kernel_size: int,
+    dilation: int,
+    taps_per_call: int | None,
+) -> torch.Tensor:
     """sum_n weights[:, n] * bilinear(image, tap n's position + (alpha, beta)[:, n]); the
     motion has F*F taps or one (broadcast to all taps)."""
     batch, channels, height, width = image.shape
     taps = weights.shape[1]
-    base_rows, base_cols, sy, sx = _tap_grid_terms(height, width, kernel_size, dilation,
-                                                   image.device)
+    base_rows, base_cols, sy, sx = _tap_grid_terms(
+        height, width, kernel_size, dilation, image.device
+    )
     chunk = _chunk_size(image, taps, taps_per_call)
     out = torch.zeros_like(image)
     per_tap = alpha.shape[1] > 1
@@ -118,33 +133,59 @@ def _weighted_taps(image: torch.Tensor, weights: torch.Tensor, alpha: torch.Tens
         m = stop - start
         a = alpha[:, start:stop] if per_tap else alpha
         b = beta[:, start:stop] if per_tap else beta
-        grid = _grid(base_rows[:, start:stop], base_cols[:, start:stop], a, b, sy, sx,
-                     (batch, m, height, width))
-        sampled = F.grid_sample(image, grid.view(batch, m * height, width, 2), mode="bilinear",
-                                padding_mode="border", align_corners=True)
+        grid = _grid(
+            base_rows[:, start:stop],
+            base_cols[:, start:stop],
+            a,
+            b,
+            sy,
+            sx,
+            (batch, m, height, width),
+        )
+        sampled = F.grid_sample(
+            image,
+            grid.view(batch, m * height, width, 2),
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=True,
+        )
         sampled = sampled.view(batch, channels, m, height, width)
         for n in range(m):
-            out.addcmul_(sampled[:, :, n], weights[:, start + n:start + n + 1])
+            out.addcmul_(sampled[:, :, n], weights[:, start + n : start + n + 1])
     return out
 
 
-def _check(image: torch.Tensor, weights: torch.Tensor, kernel_size: int, *motion: torch.Tensor,
-           motion_taps: int) -> None:
+def _check(
+    image: torch.Tensor,
+    weights: torch.Tensor,
+    kernel_size: int,
+    *motion: torch.Tensor,
+    motion_taps: int,
+) -> None:
     if image.dim() != 4:
         raise ValueError(f"image must be (B, C, H, W), got {tuple(image.shape)}")
     batch, _, height, width = image.shape
     taps = kernel_size * kernel_size
     if tuple(weights.shape) != (batch, taps, height, width):
-        raise ValueError(f"weights must be {(batch, taps, height, width)}, "
-                         f"got {tuple(weights.shape)}")
+        raise ValueError(
+            f"weights must be {(batch, taps, height, width)}, got {tuple(weights.shape)}"
+        )
     for tensor in motion:
         if tuple(tensor.shape) != (batch, motion_taps, height, width):
-            raise ValueError(f"motion must be {(batch, motion_taps, height, width)}, "
-                             f"got {tuple(tensor.shape)}")
+            raise ValueError(
+                f"motion must be {(batch, motion_taps, height, width)}, got {tuple(tensor.shape)}"
+            )
 
 
-def wamv(image: torch.Tensor, weights: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor,
-         kernel_size: int, dilation: int = 1, taps_per_call: int | None = None) -> torch.Tensor:
+def wamv(
+    image: torch.Tensor,
+    weights: torch.Tensor,
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    kernel_size: int,
+    dilation: int = 1,
+    taps_per_call: int | None = None,
+) -> torch.Tensor:
     """Warping with asymmetric motion vectors (AdaCoF-style deformable kernels).
 
     ``out(i, j) = sum_{k,l} W(i,j,k,l) * I(i + d*k + alpha(i,j,k,l), j + d*l + beta(i,j,k,l))``
@@ -154,13 +195,26 @@ def wamv(image: torch.Tensor, weights: torch.Tensor, alpha: torch.Tensor, beta: 
     """
     _check(image, weights, kernel_size, alpha, beta, motion_taps=kernel_size * kernel_size)
     with torch.autocast(image.device.type, enabled=False):
-        return _weighted_taps(image.float(), weights.float(), alpha.float(), beta.float(),
-                              kernel_size, dilation, taps_per_call)
+        return _weighted_taps(
+            image.float(),
+            weights.float(),
+            alpha.float(),
+            beta.float(),
+            kernel_size,
+            dilation,
+            taps_per_call,
+        )
 
 
-def wsmv(image: torch.Tensor, weights: torch.Tensor, alpha_s: torch.Tensor,
-         beta_s: torch.Tensor, kernel_size: int, dilation: int = 1,
-         taps_per_call: int | None = None) -> torch.Tensor:
+def wsmv(
+    image: torch.Tensor,
+    weights: torch.Tensor,
+    alpha_s: torch.Tensor,
+    beta_s: torch.Tensor,
+    kernel_size: int,
+    dilation: int = 1,
+    taps_per_call: int | None = None,
+) -> torch.Tensor:
     """Warping with a symmetric (single, per-pixel) motion vector.
 
     ``out(i, j) = sum_{k,l} W(i,j,k,l) * I(i + alpha_s(i,j) + d*k, j + beta_s(i,j) + d*l)``:
@@ -171,8 +225,15 @@ def wsmv(image: torch.Tensor, weights: torch.Tensor, alpha_s: torch.Tensor,
     """
     _check(image, weights, kernel_size, alpha_s, beta_s, motion_taps=1)
     with torch.autocast(image.device.type, enabled=False):
-        return _weighted_taps(image.float(), weights.float(), alpha_s.float(), beta_s.float(),
-                              kernel_size, dilation, taps_per_call)
+        return _weighted_taps(
+            image.float(),
+            weights.float(),
+            alpha_s.float(),
+            beta_s.float(),
+            kernel_size,
+            dilation,
+            taps_per_call,
+        )
 
 
 def backward_warp(image: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
@@ -180,8 +241,9 @@ def backward_warp(image: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) 
     return wsmv(image, torch.ones_like(alpha), alpha, beta, 1)
 
 
-def local_filter(image: torch.Tensor, weights: torch.Tensor, kernel_size: int,
-                 dilation: int = 1) -> torch.Tensor:
+def local_filter(
+    image: torch.Tensor, weights: torch.Tensor, kernel_size: int, dilation: int = 1
+) -> torch.Tensor:
     """Per-pixel F x F filter at integer taps: ``sum_n W_n(i,j) * I(i + d*k_n, j + d*l_n)``,
     edges replicated (shifted views of a padded copy; no sampling)."""
     f = (kernel_size // 2) * dilation
@@ -191,13 +253,19 @@ def local_filter(image: torch.Tensor, weights: torch.Tensor, kernel_size: int,
         padded = F.pad(image, (f, f, f, f), mode="replicate") if f else image
         out = torch.zeros_like(image)
         for n, (dy, dx) in enumerate(zip(*tap_offsets(kernel_size, dilation), strict=True)):
-            view = padded[:, :, f + dy:f + dy + height, f + dx:f + dx + width]
-            out.addcmul_(view, weights[:, n:n + 1])
+            view = padded[:, :, f + dy : f + dy + height, f + dx : f + dx + width]
+            out.addcmul_(view, weights[:, n : n + 1])
         return out
 
 
-def wsmv_prewarp(image: torch.Tensor, weights: torch.Tensor, alpha_s: torch.Tensor,
-                 beta_s: torch.Tensor, kernel_size: int, dilation: int = 1) -> torch.Tensor:
+def wsmv_prewarp(
+    image: torch.Tensor,
+    weights: torch.Tensor,
+    alpha_s: torch.Tensor,
+    beta_s: torch.Tensor,
+    kernel_size: int,
+    dilation: int = 1,
+) -> torch.Tensor:
     """Approximate WSMV: warp once by the symmetric vector, then filter the warped image with
     the F x F weights. Equal to :func:`wsmv` where the motion is constant over the kernel's
     footprint (and at zero motion), F*F times fewer samples. Not the paper's operator: a speed

@@ -25,22 +25,39 @@ class TrainingProgress:
     elapsed: float = 0.0
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    progress: TrainingProgress, parts: dict[str, Stateful] | None = None,
-                    **extra: Any) -> None:
+def save_checkpoint(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    progress: TrainingProgress,
+    parts: dict[str, Stateful] | None = None,
+    **extra: Any,
+) -> None:
     """Write the training state atomically; ``parts``: more modules or optimisers (a
     discriminator and its optimiser), ``extra``: strings/numbers worth keeping."""
     tmp = path.with_suffix(".tmp")
     more = {f"part.{name}": part.state_dict() for name, part in (parts or {}).items()}
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "step": progress.step, "best_psnr": progress.best_psnr,
-                "elapsed": progress.elapsed, **more, **extra}, tmp)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": progress.step,
+            "best_psnr": progress.best_psnr,
+            "elapsed": progress.elapsed,
+            **more,
+            **extra,
+        },
+        tmp,
+    )
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer | None,
-                    parts: dict[str, Stateful] | None = None) -> TrainingProgress:
+def load_checkpoint(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    parts: dict[str, Stateful] | None = None,
+) -> TrainingProgress:
     """Restore model (and optimiser) state saved by :func:`save_checkpoint`; each of
     ``parts`` that the file holds is restored too (one it lacks keeps its fresh state)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -50,5 +67,4 @@ def load_checkpoint(path: Path, model: torch.nn.Module,
     for name, part in (parts or {}).items():
         if f"part.{name}" in state:
             part.load_state_dict(state[f"part.{name}"])
-    return TrainingProgress(int(state["step"]), float(state["best_psnr"]),
-                            float(state["elapsed"]))
+    return TrainingProgress(int(state["step"]), float(state["best_psnr"]), float(state["elapsed"]))

@@ -15,8 +15,9 @@ from fomcodec.media.video_io import read_frames
 ClipReader = Callable[[Path, int], Iterable[np.ndarray]]
 
 
-def build_frame_cache(clips: list[Path], cache_dir: Path, size: int = 256,
-                      reader: ClipReader = read_frames) -> list[Path]:
+def build_frame_cache(
+    clips: list[Path], cache_dir: Path, size: int = 256, reader: ClipReader = read_frames
+) -> list[Path]:
     """Decode each clip once (centre square, as the encoder reads it) into
     ``cache_dir/<stem>.npy``; reuse existing files."""
     cache_dir.mkdir(parents=True, exist_ok=True)

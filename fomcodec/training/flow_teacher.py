@@ -19,8 +19,9 @@ def _grey(frames: torch.Tensor) -> np.ndarray:
     return luma.round().to(torch.uint8).cpu().numpy()
 
 
-def dis_flow_grid(source: torch.Tensor, driving: torch.Tensor,
-                  preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> torch.Tensor:
+def dis_flow_grid(
+    source: torch.Tensor, driving: torch.Tensor, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+) -> torch.Tensor:
     """Backward flow driving -> source as a centred sampling grid (B, H, W, 2): warping the
     source with ``grid_sample(source, grid, align_corners=False)`` approximates the driving
     frame."""
@@ -38,11 +39,12 @@ def flow_loss(deformation: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     teacher's, the teacher averaged down to the motion's resolution."""
     height, width = deformation.shape[1:3]
     if teacher.shape[1:3] != (height, width):
-        identity_full = make_coordinate_grid(*teacher.shape[1:3], teacher.dtype, teacher.device,
-                                             centred=True)
-        displacement = F.adaptive_avg_pool2d((teacher - identity_full).permute(0, 3, 1, 2),
-                                             (height, width)).permute(0, 2, 3, 1)
-        identity = make_coordinate_grid(height, width, teacher.dtype, teacher.device,
-                                        centred=True)
+        identity_full = make_coordinate_grid(
+            *teacher.shape[1:3], teacher.dtype, teacher.device, centred=True
+        )
+        displacement = F.adaptive_avg_pool2d(
+            (teacher - identity_full).permute(0, 3, 1, 2), (height, width)
+        ).permute(0, 2, 3, 1)
+        identity = make_coordinate_grid(height, width, teacher.dtype, teacher.device, centred=True)
         teacher = displacement + identity
     return (deformation.float() - teacher).abs().mean()

@@ -49,20 +49,20 @@ class InterpolatorTrainConfig:
     batch_size: int = 8
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
-    lr_decay_every: int = 0            # steps; 0: constant learning rate
+    lr_decay_every: int = 0  # steps; 0: constant learning rate
     lr_decay: float = 0.5
     charbonnier_eps: float = 1e-3
     smoothness_weight: float | None = None  # None: 0.01 when pre-training, 0 when fine-tuning
-    crop: int | None = None            # random square crops (None: whole frames)
-    motion_candidates: int = 1         # crops drawn per triplet; the most moving one is kept
+    crop: int | None = None  # random square crops (None: whole frames)
+    motion_candidates: int = 1  # crops drawn per triplet; the most moving one is kept
     gaps: list[int] = field(default_factory=lambda: [1])  # triplet (i, i+g, i+2g), g drawn
     hflip: float = 0.5
     vflip: float = 0.0
     time_reversal: float = 0.5
-    amp: bool = True                   # bf16 autocast where the device has fast bf16
+    amp: bool = True  # bf16 autocast where the device has fast bf16
     grad_clip: float | None = None
     freeze: list[str] = field(default_factory=list)  # parameter-name prefixes not trained
-    init_from: str | None = None       # checkpoint (.pt) or weights (.safetensors)
+    init_from: str | None = None  # checkpoint (.pt) or weights (.safetensors)
     log_every: int = 10
     checkpoint_every: int = 200
     validate_every: int = 1000
@@ -101,10 +101,18 @@ class TripletSampler:
     background teach the motion heads nothing (measured: with uniform crops the asymmetric
     block stayed at the frame-averaging baseline for 1,500 steps)."""
 
-    def __init__(self, arrays: list[np.ndarray], seed: int = 0, gaps: list[int] | None = None,
-                 crop: int | None = None, hflip: float = 0.5, vflip: float = 0.0,
-                 time_reversal: float = 0.5, augment: bool = True,
-                 motion_candidates: int = 1) -> None:
+    def __init__(
+        self,
+        arrays: list[np.ndarray],
+        seed: int = 0,
+        gaps: list[int] | None = None,
+        crop: int | None = None,
+        hflip: float = 0.5,
+        vflip: float = 0.0,
+        time_reversal: float = 0.5,
+        augment: bool = True,
+        motion_candidates: int = 1,
+    ) -> None:
         self.gaps = list(gaps or [1])
         self.arrays = [a for a in arrays if len(a) >= 2 * min(self.gaps) + 1]
         if not self.arrays:
@@ -117,9 +125,13 @@ class TripletSampler:
 
     def _crop_position(self, triplet: np.ndarray) -> tuple[int, int]:
         height, width = triplet.shape[1:3]
-        positions = [(int(self.rng.integers(height - self.crop + 1)),
-                      int(self.rng.integers(width - self.crop + 1)))
-                     for _ in range(self.motion_candidates)]
+        positions = [
+            (
+                int(self.rng.integers(height - self.crop + 1)),
+                int(self.rng.integers(width - self.crop + 1)),
+            )
+            for _ in range(self.motion_candidates)
+        ]
         if len(positions) == 1:
             return positions[0]
         step = 4  # motion energy on a subsampled grid is enough to rank the crops
@@ -127,8 +139,10 @@ class TripletSampler:
         last = triplet[2, ::step, ::step].astype(np.int16)
         energy = np.abs(first - last).sum(axis=2)
         size = self.crop // step
-        scores = [energy[top // step:top // step + size, left // step:left // step + size].sum()
-                  for top, left in positions]
+        scores = [
+            energy[top // step : top // step + size, left // step : left // step + size].sum()
+            for top, left in positions
+        ]
         return positions[int(np.argmax(scores))]
 
     def _one(self) -> np.ndarray:
@@ -140,7 +154,7 @@ class TripletSampler:
         height, width = triplet.shape[1:3]
         if self.crop is not None and self.crop < min(height, width):
             top, left = self._crop_position(triplet)
-            triplet = triplet[:, top:top + self.crop, left:left + self.crop]
+            triplet = triplet[:, top : top + self.crop, left : left + self.crop]
         if self.augment:
             if self.rng.random() < self.hflip:
                 triplet = triplet[:, :, ::-1]
@@ -157,8 +171,7 @@ class TripletSampler:
         return data[0], data[1], data[2]
 
 
-def validation_triplets(clips: list[np.ndarray], per_clip: int, gap: int = 1
-                        ) -> list[np.ndarray]:
+def validation_triplets(clips: list[np.ndarray], per_clip: int, gap: int = 1) -> list[np.ndarray]:
     """Fixed triplets, ``per_clip`` evenly spaced ones per clip: a list of (3, H, W, 3) uint8."""
     out = []
     for frames in clips:
@@ -173,8 +186,7 @@ def validation_triplets(clips: list[np.ndarray], per_clip: int, gap: int = 1
 # ------------------------------------------------------------------------------------- losses
 
 
-def charbonnier(prediction: torch.Tensor, target: torch.Tensor,
-                eps: float = 1e-3) -> torch.Tensor:
+def charbonnier(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """mean(sqrt((prediction - target)^2 + eps^2))."""
     return torch.sqrt((prediction.float() - target.float()) ** 2 + eps * eps).mean()
 
@@ -184,8 +196,11 @@ def smoothness(fields: list[torch.Tensor]) -> torch.Tensor:
     averaged over the fields (first-order total variation)."""
     if not fields:
         raise ValueError("no motion fields")
-    terms = [(f[..., :, 1:] - f[..., :, :-1]).abs().mean()
-             + (f[..., 1:, :] - f[..., :-1, :]).abs().mean() for f in fields]
+    terms = [
+        (f[..., :, 1:] - f[..., :, :-1]).abs().mean()
+        + (f[..., 1:, :] - f[..., :-1, :]).abs().mean()
+        for f in fields
+    ]
     return torch.stack(terms).mean()
 
 
@@ -195,14 +210,20 @@ def _to_tensor(batch: list[np.ndarray], device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: FacialFrameInterpolator, triplets: list[np.ndarray], mode: str,
-             device: torch.device, batch: int = 8, amp: bool = False) -> dict[str, float]:
+def evaluate(
+    model: FacialFrameInterpolator,
+    triplets: list[np.ndarray],
+    mode: str,
+    device: torch.device,
+    batch: int = 8,
+    amp: bool = False,
+) -> dict[str, float]:
     """Mean PSNR of the model's middle frames (clamped) and of the frame-averaging baseline."""
     was_training = model.training
     model.eval()
     ours, average = [], []
     for start in range(0, len(triplets), batch):
-        frame0, middle, frame1 = _to_tensor(triplets[start:start + batch], device)
+        frame0, middle, frame1 = _to_tensor(triplets[start : start + batch], device)
         with autocast(device, amp):
             prediction = model(frame0, frame1, mode=mode)["frame"].float().clamp(0, 1)
         ours.append(image_psnr(prediction, middle).cpu())
@@ -210,9 +231,11 @@ def evaluate(model: FacialFrameInterpolator, triplets: list[np.ndarray], mode: s
     model.train(was_training)
     if not ours:
         return {"psnr": float("nan"), "psnr_average_baseline": float("nan"), "triplets": 0}
-    return {"psnr": float(torch.cat(ours).mean()),
-            "psnr_average_baseline": float(torch.cat(average).mean()),
-            "triplets": len(triplets)}
+    return {
+        "psnr": float(torch.cat(ours).mean()),
+        "psnr_average_baseline": float(torch.cat(average).mean()),
+        "triplets": len(triplets),
+    }
 
 
 # ------------------------------------------------------------------------------------ trainer
@@ -247,8 +270,9 @@ def load_overlapping(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> 
             merged[name][:rows] = other[:rows]
             partial.append(name)
         else:
-            raise ValueError(f"{name}: initial weights {tuple(other.shape)} do not fit "
-                             f"{tuple(tensor.shape)}")
+            raise ValueError(
+                f"{name}: initial weights {tuple(other.shape)} do not fit {tuple(tensor.shape)}"
+            )
     model.load_state_dict(merged)
     return partial
 
@@ -256,9 +280,14 @@ def load_overlapping(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> 
 class InterpolatorTrainer:
     """Trains one stage; ``run_dir`` keeps ``checkpoint-<stage>.pt`` and ``log.jsonl``."""
 
-    def __init__(self, model_config: InterpolatorConfig, train_config: InterpolatorTrainConfig,
-                 run_dir: Path, train_clips: list[np.ndarray],
-                 validation_clips: list[np.ndarray]) -> None:
+    def __init__(
+        self,
+        model_config: InterpolatorConfig,
+        train_config: InterpolatorTrainConfig,
+        run_dir: Path,
+        train_clips: list[np.ndarray],
+        validation_clips: list[np.ndarray],
+    ) -> None:
         self.model_config = model_config
         self.config = train_config
         self.run_dir = Path(run_dir)
@@ -268,19 +297,27 @@ class InterpolatorTrainer:
         torch.manual_seed(train_config.seed)
         self.model = FacialFrameInterpolator(model_config).to(self.device).train()
         frozen = tuple(train_config.freeze)
-        self.parameters = [p for n, p in self.model.named_parameters()
-                           if not (frozen and n.startswith(frozen))]
+        self.parameters = [
+            p for n, p in self.model.named_parameters() if not (frozen and n.startswith(frozen))
+        ]
         for name, parameter in self.model.named_parameters():
             parameter.requires_grad_(not (frozen and name.startswith(frozen)))
-        self.optimizer = torch.optim.Adamax(self.parameters, lr=train_config.lr,
-                                            betas=train_config.betas)
-        self.sampler = TripletSampler(train_clips, seed=train_config.seed,
-                                      gaps=train_config.gaps, crop=train_config.crop,
-                                      hflip=train_config.hflip, vflip=train_config.vflip,
-                                      time_reversal=train_config.time_reversal,
-                                      motion_candidates=train_config.motion_candidates)
-        self.validation = validation_triplets(validation_clips, train_config.validation_per_clip,
-                                              min(train_config.gaps))
+        self.optimizer = torch.optim.Adamax(
+            self.parameters, lr=train_config.lr, betas=train_config.betas
+        )
+        self.sampler = TripletSampler(
+            train_clips,
+            seed=train_config.seed,
+            gaps=train_config.gaps,
+            crop=train_config.crop,
+            hflip=train_config.hflip,
+            vflip=train_config.vflip,
+            time_reversal=train_config.time_reversal,
+            motion_candidates=train_config.motion_candidates,
+        )
+        self.validation = validation_triplets(
+            validation_clips, train_config.validation_per_clip, min(train_config.gaps)
+        )
         self.step = 0
         self.best_psnr = -math.inf
         self.elapsed = 0.0
@@ -297,8 +334,11 @@ class InterpolatorTrainer:
         """Resume this stage, or initialise from ``init_from`` / an earlier stage."""
         if self.checkpoint_path.exists():
             progress = checkpoint.load_checkpoint(self.checkpoint_path, self.model, self.optimizer)
-            self.step, self.best_psnr, self.elapsed = (progress.step, progress.best_psnr,
-                                                       progress.elapsed)
+            self.step, self.best_psnr, self.elapsed = (
+                progress.step,
+                progress.best_psnr,
+                progress.elapsed,
+            )
             self.sampler.rng = np.random.default_rng(self.config.seed + self.step)
             self._log(f"resumed from {self.checkpoint_path} at step {self.step}")
             return
@@ -306,7 +346,7 @@ class InterpolatorTrainer:
         if self.config.init_from:
             source = Path(self.config.init_from)
         else:
-            earlier = STAGES[:STAGES.index(self.config.stage)]
+            earlier = STAGES[: STAGES.index(self.config.stage)]
             for stage in reversed(earlier):
                 candidate = self.run_dir / f"checkpoint-{stage}.pt"
                 if candidate.exists():
@@ -325,14 +365,18 @@ class InterpolatorTrainer:
 
     def save_checkpoint(self) -> None:
         checkpoint.save_checkpoint(
-            self.checkpoint_path, self.model, self.optimizer,
+            self.checkpoint_path,
+            self.model,
+            self.optimizer,
             checkpoint.TrainingProgress(self.step, self.best_psnr, self.elapsed),
             stage=self.config.stage,
             train_config=json.dumps(dataclasses.asdict(self.config)),
-            model_config=self.model_config.to_yaml())
+            model_config=self.model_config.to_yaml(),
+        )
 
-    def losses(self, frame0: torch.Tensor, middle: torch.Tensor,
-               frame1: torch.Tensor) -> dict[str, torch.Tensor]:
+    def losses(
+        self, frame0: torch.Tensor, middle: torch.Tensor, frame1: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """Weighted loss terms for one batch."""
         cfg = self.config
         weight = cfg.smoothness
@@ -344,8 +388,10 @@ class InterpolatorTrainer:
         return terms
 
     def train_step(self) -> dict[str, float]:
-        frame0, middle, frame1 = (t.to(self.device, non_blocking=True)
-                                  for t in self.sampler.sample(self.config.batch_size))
+        frame0, middle, frame1 = (
+            t.to(self.device, non_blocking=True)
+            for t in self.sampler.sample(self.config.batch_size)
+        )
         terms = self.losses(frame0, middle, frame1)
         loss = sum(terms.values())
         for group in self.optimizer.param_groups:
@@ -359,20 +405,40 @@ class InterpolatorTrainer:
         return {k: v.item() for k, v in terms.items()} | {"loss": loss.item()}
 
     def validate(self) -> dict[str, float]:
-        return evaluate(self.model, self.validation, self.config.mode, self.device,
-                        self.config.validation_batch, self.amp)
+        return evaluate(
+            self.model,
+            self.validation,
+            self.config.mode,
+            self.device,
+            self.config.validation_batch,
+            self.amp,
+        )
 
     def export(self, path: Path, metrics: dict[str, Any]) -> Path:
-        device_name = (torch.cuda.get_device_name(self.device) if self.device.type == "cuda"
-                       else f"cpu x{torch.get_num_threads()}")
-        return save_interpolator(self.model, path, extra_metadata={
-            "stage": self.config.stage, "step": str(self.step),
-            "validation": json.dumps(metrics), "train_seconds": str(round(self.elapsed)),
-            "device": device_name,
-            "train_config": json.dumps(dataclasses.asdict(self.config))})
+        device_name = (
+            torch.cuda.get_device_name(self.device)
+            if self.device.type == "cuda"
+            else f"cpu x{torch.get_num_threads()}"
+        )
+        return save_interpolator(
+            self.model,
+            path,
+            extra_metadata={
+                "stage": self.config.stage,
+                "step": str(self.step),
+                "validation": json.dumps(metrics),
+                "train_seconds": str(round(self.elapsed)),
+                "device": device_name,
+                "train_config": json.dumps(dataclasses.asdict(self.config)),
+            },
+        )
 
-    def run(self, steps: int | None = None, export_path: Path | None = None,
-            time_budget_s: float | None = None) -> dict[str, float] | None:
+    def run(
+        self,
+        steps: int | None = None,
+        export_path: Path | None = None,
+        time_budget_s: float | None = None,
+    ) -> dict[str, float] | None:
         """Train until ``steps`` (default: the config's) or the time budget runs out; returns
         the last validation metrics (None if none ran)."""
         target = steps or self.config.steps
@@ -380,8 +446,10 @@ class InterpolatorTrainer:
         window: list[dict[str, float]] = []
         window_seconds = 0.0
         metrics = None
-        self._log(f"{sum(p.numel() for p in self.parameters)} trainable parameters on "
-                  f"{self.device}{' (bf16)' if self.amp else ''}, step {self.step} -> {target}")
+        self._log(
+            f"{sum(p.numel() for p in self.parameters)} trainable parameters on "
+            f"{self.device}{' (bf16)' if self.amp else ''}, step {self.step} -> {target}"
+        )
         with (self.run_dir / "log.jsonl").open("a") as log:
             while self.step < target:
                 t0 = time.time()
@@ -390,23 +458,41 @@ class InterpolatorTrainer:
                 self.elapsed += time.time() - t0
                 if self.step % self.config.log_every == 0 or self.step == target:
                     mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
-                    record = {"stage": self.config.stage, "step": self.step,
-                              "elapsed_s": round(self.elapsed, 1), "lr": self._lr(),
-                              "triplets_per_s": round(len(window) * self.config.batch_size
-                                                      / max(window_seconds, 1e-9), 2), **mean}
+                    record = {
+                        "stage": self.config.stage,
+                        "step": self.step,
+                        "elapsed_s": round(self.elapsed, 1),
+                        "lr": self._lr(),
+                        "triplets_per_s": round(
+                            len(window) * self.config.batch_size / max(window_seconds, 1e-9), 2
+                        ),
+                        **mean,
+                    }
                     window, window_seconds = [], 0.0
                     log.write(json.dumps(record) + "\n")
                     log.flush()
-                    self._log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                       for k, v in record.items() if k != "stage"))
-                if self.validation and (self.step % self.config.validate_every == 0
-                                        or self.step == target):
+                    self._log(
+                        " ".join(
+                            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in record.items()
+                            if k != "stage"
+                        )
+                    )
+                if self.validation and (
+                    self.step % self.config.validate_every == 0 or self.step == target
+                ):
                     metrics = self.validate()
-                    log.write(json.dumps({"stage": self.config.stage, "step": self.step,
-                                          "validation": metrics}) + "\n")
+                    log.write(
+                        json.dumps(
+                            {"stage": self.config.stage, "step": self.step, "validation": metrics}
+                        )
+                        + "\n"
+                    )
                     log.flush()
-                    self._log(f"validation step={self.step} psnr={metrics['psnr']:.2f} "
-                              f"average-baseline={metrics['psnr_average_baseline']:.2f}")
+                    self._log(
+                        f"validation step={self.step} psnr={metrics['psnr']:.2f} "
+                        f"average-baseline={metrics['psnr_average_baseline']:.2f}"
+                    )
                     if metrics["psnr"] > self.best_psnr:
                         self.best_psnr = metrics["psnr"]
                         if export_path is not None:
@@ -420,27 +506,39 @@ class InterpolatorTrainer:
         return metrics
 
 
-def train_interpolator_from_folder(model_config: InterpolatorConfig,
-                                   train_config: InterpolatorTrainConfig, clips_dir: Path,
-                                   split_path: Path, cache_dir: Path, run_dir: Path,
-                                   export_path: Path | None = None,
-                                   time_budget_s: float | None = None) -> InterpolatorTrainer:
+def train_interpolator_from_folder(
+    model_config: InterpolatorConfig,
+    train_config: InterpolatorTrainConfig,
+    clips_dir: Path,
+    split_path: Path,
+    cache_dir: Path,
+    run_dir: Path,
+    export_path: Path | None = None,
+    time_budget_s: float | None = None,
+) -> InterpolatorTrainer:
     """Cache the split's clips from ``clips_dir`` (256x256, as for FOMM training), then train
     one stage (resuming from ``run_dir``)."""
     split = load_split(split_path)
     size = model_config.image_size
-    train = [np.load(p, mmap_mode="r") for p in build_frame_cache(
-        [clips_dir / name for name in split["train"]], cache_dir, size)]
-    validation = [np.load(p, mmap_mode="r") for p in build_frame_cache(
-        [clips_dir / name for name in split["validation"]], cache_dir, size)]
+    train = [
+        np.load(p, mmap_mode="r")
+        for p in build_frame_cache([clips_dir / name for name in split["train"]], cache_dir, size)
+    ]
+    validation = [
+        np.load(p, mmap_mode="r")
+        for p in build_frame_cache(
+            [clips_dir / name for name in split["validation"]], cache_dir, size
+        )
+    ]
     trainer = InterpolatorTrainer(model_config, train_config, run_dir, train, validation)
     trainer.run(export_path=export_path, time_budget_s=time_budget_s)
     return trainer
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train one stage of the facial frame "
-                                                 "interpolator (resumes from --run-dir).")
+    parser = argparse.ArgumentParser(
+        description="Train one stage of the facial frame interpolator (resumes from --run-dir)."
+    )
     parser.add_argument("--config", default="models/interpolators/ffi-fast.yaml")
     parser.add_argument("--stage", choices=STAGES, default="asymmetric")
     parser.add_argument("--data", default="../shared/data/clips", help="folder of raw clips")
@@ -452,17 +550,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--crop", type=int, default=None)
-    parser.add_argument("--motion-candidates", type=int, default=1,
-                        help="crops drawn per triplet, the most moving one kept")
-    parser.add_argument("--gaps", default="1", help="comma-separated frame gaps g of the "
-                                                    "triplets (i, i+g, i+2g)")
+    parser.add_argument(
+        "--motion-candidates",
+        type=int,
+        default=1,
+        help="crops drawn per triplet, the most moving one kept",
+    )
+    parser.add_argument(
+        "--gaps", default="1", help="comma-separated frame gaps g of the triplets (i, i+g, i+2g)"
+    )
     parser.add_argument("--smoothness", type=float, default=None)
     parser.add_argument("--init-from", default=None)
-    parser.add_argument("--freeze", default="",
-                        help="comma-separated parameter-name prefixes left untrained (e.g. "
-                             "features,trunk,asymmetric,symmetric: only GridNet and context)")
-    parser.add_argument("--variant", choices=VARIANTS, default=None,
-                        help="ablation: override the config's variant")
+    parser.add_argument(
+        "--freeze",
+        default="",
+        help="comma-separated parameter-name prefixes left untrained (e.g. "
+        "features,trunk,asymmetric,symmetric: only GridNet and context)",
+    )
+    parser.add_argument(
+        "--variant", choices=VARIANTS, default=None, help="ablation: override the config's variant"
+    )
     parser.add_argument("--validate-every", type=int, default=1000)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-amp", action="store_true")
@@ -475,20 +582,33 @@ def main(argv: list[str] | None = None) -> None:
 
     model_config = get_interpolator_config(args.config)
     if args.variant:
-        model_config = model_config.replace(name=f"{model_config.name}-{args.variant}",
-                                            variant=args.variant)
+        model_config = model_config.replace(
+            name=f"{model_config.name}-{args.variant}", variant=args.variant
+        )
     train_interpolator_from_folder(
         model_config,
-        InterpolatorTrainConfig(stage=args.stage, steps=args.steps, batch_size=args.batch_size,
-                                lr=args.lr, crop=args.crop,
-                                motion_candidates=args.motion_candidates,
-                                gaps=[int(g) for g in args.gaps.split(",")],
-                                smoothness_weight=args.smoothness,
-                                init_from=args.init_from, validate_every=args.validate_every,
-                                freeze=[p for p in args.freeze.split(",") if p],
-                                device=args.device, amp=not args.no_amp),
-        Path(args.data), Path(args.split), Path(args.cache), Path(args.run_dir),
-        Path(args.export) if args.export else None, time_budget_s=args.time_budget)
+        InterpolatorTrainConfig(
+            stage=args.stage,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            crop=args.crop,
+            motion_candidates=args.motion_candidates,
+            gaps=[int(g) for g in args.gaps.split(",")],
+            smoothness_weight=args.smoothness,
+            init_from=args.init_from,
+            validate_every=args.validate_every,
+            freeze=[p for p in args.freeze.split(",") if p],
+            device=args.device,
+            amp=not args.no_amp,
+        ),
+        Path(args.data),
+        Path(args.split),
+        Path(args.cache),
+        Path(args.run_dir),
+        Path(args.export) if args.export else None,
+        time_budget_s=args.time_budget,
+    )
 
 
 if __name__ == "__main__":

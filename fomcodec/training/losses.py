@@ -23,8 +23,9 @@ class ImagePyramid(torch.nn.Module):
         return [down(x) for down in self.downs]
 
 
-def pyramid_l1(pyramid: ImagePyramid, prediction: torch.Tensor,
-               target: torch.Tensor) -> torch.Tensor:
+def pyramid_l1(
+    pyramid: ImagePyramid, prediction: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
     """Mean L1 distance summed over the pyramid's scales."""
     return sum(F.l1_loss(p, t) for p, t in zip(pyramid(prediction), pyramid(target), strict=True))
 
@@ -34,17 +35,18 @@ def ms_ssim_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return 1 - ms_ssim(prediction.float(), target.float(), data_range=1.0, size_average=True)
 
 
-def equivariance_losses(kp_detector: torch.nn.Module, driving: torch.Tensor,
-                        kp_driving: Keypoints, transform: RandomTPS
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+def equivariance_losses(
+    kp_detector: torch.nn.Module, driving: torch.Tensor, kp_driving: Keypoints, transform: RandomTPS
+) -> tuple[torch.Tensor, torch.Tensor]:
     """FOMM's equivariance of keypoint values and Jacobians under a random warp."""
     transformed = transform.transform_frame(driving)
     kp_transformed = kp_detector(transformed)
     value = (kp_driving.value - transform.warp_coordinates(kp_transformed.value)).abs().mean()
     if kp_driving.jacobian is None or kp_transformed.jacobian is None:
         return value, value.new_zeros(())
-    jacobian_transformed = torch.matmul(transform.jacobian(kp_transformed.value),
-                                        kp_transformed.jacobian)
+    jacobian_transformed = torch.matmul(
+        transform.jacobian(kp_transformed.value), kp_transformed.jacobian
+    )
     product = torch.matmul(torch.inverse(kp_driving.jacobian), jacobian_transformed)
     eye = torch.eye(2, dtype=product.dtype, device=product.device).view(1, 1, 2, 2)
     return value, (eye - product).abs().mean()

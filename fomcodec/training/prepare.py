@@ -40,8 +40,9 @@ MANIFEST_NAME = "manifest.json"
 SPLIT_NAME = "split.json"
 CLIPS_DIR = "clips"
 MANIFEST_VERSION = 1
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".mpg", ".mpeg", ".webm",
-                            ".flv", ".wmv", ".ts"})
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".avi", ".mpg", ".mpeg", ".webm", ".flv", ".wmv", ".ts"}
+)
 
 Notify = Callable[[str], None]
 
@@ -64,9 +65,11 @@ class PrepareResult:
     validation: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{len(self.prepared)} clips prepared, {len(self.reused)} already done, "
-                f"{len(self.failed)} failed; {len(self.train)} training and "
-                f"{len(self.validation)} validation clips -> {self.out_dir}")
+        return (
+            f"{len(self.prepared)} clips prepared, {len(self.reused)} already done, "
+            f"{len(self.failed)} failed; {len(self.train)} training and "
+            f"{len(self.validation)} validation clips -> {self.out_dir}"
+        )
 
 
 def list_clips(in_dir: str | os.PathLike) -> list[Path]:
@@ -74,9 +77,14 @@ def list_clips(in_dir: str | os.PathLike) -> list[Path]:
     folder = Path(in_dir)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
-    return sorted((p for p in folder.iterdir()
-                   if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and
-                   not p.name.startswith(".")), key=lambda p: p.name)
+    return sorted(
+        (
+            p
+            for p in folder.iterdir()
+            if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")
+        ),
+        key=lambda p: p.name,
+    )
 
 
 def load_people(path: str | os.PathLike) -> dict[str, str]:
@@ -101,8 +109,9 @@ def load_split_file(path: str | os.PathLike) -> dict[str, str]:
         data = json.loads(source.read_text())
         train, validation = list(data["train"]), list(data["validation"])
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise InputError(f"{source}: not a split file with train and validation lists "
-                         f"({err})") from None
+        raise InputError(
+            f"{source}: not a split file with train and validation lists ({err})"
+        ) from None
     both = sorted(set(train) & set(validation))
     if both:
         raise InputError(f"{source}: {both[0]} is in both train and validation")
@@ -136,8 +145,9 @@ def find_people_file(in_dir: str | os.PathLike, clips: Iterable[Path]) -> Path |
     return None
 
 
-def split_by_person(people: Mapping[str, str], validation_fraction: float,
-                    seed: int = 0) -> dict[str, str]:
+def split_by_person(
+    people: Mapping[str, str], validation_fraction: float, seed: int = 0
+) -> dict[str, str]:
     """Assign clips (keys of ``people``, clip -> person) to ``train`` or ``validation``.
 
     Whole people go to validation, in an order fixed by a hash of ``seed`` and the person id
@@ -164,16 +174,19 @@ def split_by_person(people: Mapping[str, str], validation_fraction: float,
     if not held and validation_fraction > 0 and len(order) >= 2:
         held.append(min(order, key=lambda p: (len(clips_of[p]), order.index(p))))
     held_set = set(held)
-    return {clip: ("validation" if person in held_set else "train")
-            for clip, person in people.items()}
+    return {
+        clip: ("validation" if person in held_set else "train") for clip, person in people.items()
+    }
 
 
 def _output_names(clips: list[Path]) -> dict[Path, str]:
     stems: dict[str, int] = {}
     for clip in clips:
         stems[clip.stem] = stems.get(clip.stem, 0) + 1
-    return {clip: (f"{clip.stem}.mp4" if stems[clip.stem] == 1 else f"{clip.name}.mp4")
-            for clip in clips}
+    return {
+        clip: (f"{clip.stem}.mp4" if stems[clip.stem] == 1 else f"{clip.name}.mp4")
+        for clip in clips
+    }
 
 
 def _fps_text(fps: Fraction) -> str:
@@ -230,10 +243,8 @@ def prepare_dataset(
         people_source = str(people)
         people = load_people(people)
     if people is None:
-        say("fomc: prepare: no people mapping (--people): every clip counts as a different "
-            "person")
-    person_of = {clip: ((_lookup(people, clip) if people else None) or clip.stem)
-                 for clip in clips}
+        say("fomc: prepare: no people mapping (--people): every clip counts as a different person")
+    person_of = {clip: ((_lookup(people, clip) if people else None) or clip.stem) for clip in clips}
 
     split_source = None
     if split is not None:
@@ -250,37 +261,46 @@ def prepare_dataset(
             sides_of.setdefault(person_of[clip], set()).add(side)
         mixed = sorted(person for person, sides in sides_of.items() if len(sides) > 1)
         if mixed:
-            raise InputError(f"the split puts person {mixed[0]!r} in both training and "
-                             "validation")
+            raise InputError(f"the split puts person {mixed[0]!r} in both training and validation")
     else:
-        by_name = split_by_person({clip.name: person_of[clip] for clip in clips},
-                                  validation_fraction, seed)
+        by_name = split_by_person(
+            {clip.name: person_of[clip] for clip in clips}, validation_fraction, seed
+        )
         assignment = {clip: by_name[clip.name] for clip in clips}
 
     clips_dir = target / CLIPS_DIR
     clips_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = target / MANIFEST_NAME
     split_path = target / SPLIT_NAME
-    previous = {r.get("source"): r for r in _read_manifest(manifest_path).get("clips", [])
-                if isinstance(r, dict)}
+    previous = {
+        r.get("source"): r
+        for r in _read_manifest(manifest_path).get("clips", [])
+        if isinstance(r, dict)
+    }
     names = _output_names(clips)
     settings = {"size": size, "crf": crf, "max_frames": max_frames}
     result = PrepareResult(target, manifest_path, split_path)
     records: dict[str, dict[str, Any]] = {}
     header = {
-        "version": MANIFEST_VERSION, "source_dir": str(source_dir.resolve()),
-        "people": people_source, "split_file": split_source,
-        "validation_fraction": None if split_source else validation_fraction, "seed": seed,
+        "version": MANIFEST_VERSION,
+        "source_dir": str(source_dir.resolve()),
+        "people": people_source,
+        "split_file": split_source,
+        "validation_fraction": None if split_source else validation_fraction,
+        "seed": seed,
         **settings,
     }
 
     def save() -> None:
         ordered = [records[name] for name in sorted(records)]
-        manifest = {**header, "clips": ordered,
-                    "failed": [{"source": s, "error": e} for s, e in sorted(
-                        result.failed.items())]}
-        write_bytes_atomic(manifest_path, (json.dumps(manifest, indent=1) + "\n").encode(),
-                           overwrite=True)
+        manifest = {
+            **header,
+            "clips": ordered,
+            "failed": [{"source": s, "error": e} for s, e in sorted(result.failed.items())],
+        }
+        write_bytes_atomic(
+            manifest_path, (json.dumps(manifest, indent=1) + "\n").encode(), overwrite=True
+        )
 
     todo = [clip for clip in clips if clip in assignment]
     for number, clip in enumerate(todo, 1):
@@ -288,9 +308,13 @@ def prepare_dataset(
         out_path = clips_dir / out_name
         meta = {"person": person_of[clip], "split": assignment[clip]}
         old = previous.get(clip.name)
-        if (old and old.get("file") == out_name and out_path.is_file()
-                and old.get("source_bytes") == clip.stat().st_size
-                and all(old.get(k) == v for k, v in settings.items())):
+        if (
+            old
+            and old.get("file") == out_name
+            and out_path.is_file()
+            and old.get("source_bytes") == clip.stat().st_size
+            and all(old.get(k) == v for k, v in settings.items())
+        ):
             records[clip.name] = {**old, **meta}
             result.reused.append(clip.name)
             continue
@@ -308,33 +332,50 @@ def prepare_dataset(
             save()
             continue
         records[clip.name] = {
-            "file": out_name, "source": clip.name, "source_bytes": clip.stat().st_size,
-            "source_size": [choice.width, choice.height], "box": [choice.box.x, choice.box.y,
-                                                                   choice.box.size],
-            "fps": _fps_text(Fraction(info.fps)), "frames": writer.frames_written,
-            **meta, "detector": choice.detector,
-            "face_found": f"{choice.found}/{choice.samples}", "motion": round(choice.motion, 3),
-            "overhang": choice.overhang, "doubtful": choice.doubtful, **settings,
+            "file": out_name,
+            "source": clip.name,
+            "source_bytes": clip.stat().st_size,
+            "source_size": [choice.width, choice.height],
+            "box": [choice.box.x, choice.box.y, choice.box.size],
+            "fps": _fps_text(Fraction(info.fps)),
+            "frames": writer.frames_written,
+            **meta,
+            "detector": choice.detector,
+            "face_found": f"{choice.found}/{choice.samples}",
+            "motion": round(choice.motion, 3),
+            "overhang": choice.overhang,
+            "doubtful": choice.doubtful,
+            **settings,
         }
         result.prepared.append(clip.name)
         say(f"fomc: prepare: [{number}/{len(todo)}] {clip.name}: {choice.summary()}")
         if choice.doubtful:
-            say(f"fomc: warning: {clip.name}: the face moves a lot or is often not found "
-                "(several shots?); check its crop")
+            say(
+                f"fomc: warning: {clip.name}: the face moves a lot or is often not found "
+                "(several shots?); check its crop"
+            )
         save()
 
     save()
     for name in sorted(records):
         record = records[name]
         (result.validation if record["split"] == "validation" else result.train).append(
-            record["file"])
-    description = (f"Person-level split of the face crops in {CLIPS_DIR}/ (fomc prepare): no "
-                   "validation person appears in a training clip.")
-    split_data = {"description": description, "train": result.train,
-                  "validation": result.validation}
-    write_bytes_atomic(split_path, (json.dumps(split_data, indent=1) + "\n").encode(),
-                       overwrite=True)
+            record["file"]
+        )
+    description = (
+        f"Person-level split of the face crops in {CLIPS_DIR}/ (fomc prepare): no "
+        "validation person appears in a training clip."
+    )
+    split_data = {
+        "description": description,
+        "train": result.train,
+        "validation": result.validation,
+    }
+    write_bytes_atomic(
+        split_path, (json.dumps(split_data, indent=1) + "\n").encode(), overwrite=True
+    )
     if not records and result.failed:
-        raise FomcError(f"no clip could be prepared ({len(result.failed)} failed; see "
-                        f"{manifest_path})")
+        raise FomcError(
+            f"no clip could be prepared ({len(result.failed)} failed; see {manifest_path})"
+        )
     return result

@@ -55,10 +55,10 @@ class TrainConfig:
     weight_ms_ssim: float = 5.0
     weight_equivariance_value: float = 10.0
     weight_equivariance_jacobian: float = 10.0
-    weight_adversarial: float = 0.0    # FOMM vox-adv: 1 (LSGAN, multi-scale discriminator)
+    weight_adversarial: float = 0.0  # FOMM vox-adv: 1 (LSGAN, multi-scale discriminator)
     weight_feature_matching: float = 0.0  # FOMM vox-adv: 10 (per discriminator block)
-    weight_warp: float = 0.0           # L1 of the source warped by the dense motion
-    weight_flow: float = 0.0           # L1 of the dense motion against DIS flow (flow_teacher)
+    weight_warp: float = 0.0  # L1 of the source warped by the dense motion
+    weight_flow: float = 0.0  # L1 of the dense motion against DIS flow (flow_teacher)
     discriminator_scales: list[float] = field(default_factory=lambda: [1.0])
     discriminator_block_expansion: int = 32
     sigma_affine: float = 0.05
@@ -69,14 +69,19 @@ class TrainConfig:
     checkpoint_every: int = 200
     validate_every: int = 500
     validation_frames: int = 24
-    ema_decay: float = 0.0             # > 0: validate and export an exponential moving average
+    ema_decay: float = 0.0  # > 0: validate and export an exponential moving average
     seed: int = 0
-    device: str = "auto"               # auto: CUDA when present, else the CPU
+    device: str = "auto"  # auto: CUDA when present, else the CPU
 
 
 @torch.no_grad()
-def validate(model: FOMM, clips: list[np.ndarray], frames_per_clip: int,
-             bf16: bool, device: torch.device | None = None) -> dict[str, float]:
+def validate(
+    model: FOMM,
+    clips: list[np.ndarray],
+    frames_per_clip: int,
+    bf16: bool,
+    device: torch.device | None = None,
+) -> dict[str, float]:
     """Self-reconstruction from each clip's first frame (the codec's use): mean PSNR of the
     generated frames (frame 0, the source itself, left out), of the source warped by the dense
     motion alone, and of the repeat-the-source baseline."""
@@ -91,22 +96,32 @@ def validate(model: FOMM, clips: list[np.ndarray], frames_per_clip: int,
         kp_driving = model.kp_detector(video)
         kp = apply_relative_motion(relative_motion(kp_driving, kp_driving[0]), kp_source)
         with autocast(device, bf16):
-            gen = model.generator.decode(source, model.generator.encode_source(source), kp,
-                                         kp_source, with_deformed=True)
+            gen = model.generator.decode(
+                source, model.generator.encode_source(source), kp, kp_source, with_deformed=True
+            )
         ours.append(image_psnr(gen["prediction"][1:], video[1:]).mean().item())
         warped.append(image_psnr(gen["deformed"][1:], video[1:]).mean().item())
         baseline.append(image_psnr(source.expand_as(video[1:]), video[1:]).mean().item())
     model.train()
-    return {"psnr": float(np.mean(ours)), "psnr_warp": float(np.mean(warped)),
-            "psnr_repeat_source": float(np.mean(baseline))}
+    return {
+        "psnr": float(np.mean(ours)),
+        "psnr_warp": float(np.mean(warped)),
+        "psnr_repeat_source": float(np.mean(baseline)),
+    }
 
 
 class Trainer:
     """Trains a FOMM model; ``run_dir`` keeps ``checkpoint.pt`` and ``log.jsonl``."""
 
-    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, run_dir: Path,
-                 train_clips: list[np.ndarray], validation_clips: list[np.ndarray],
-                 init_weights: Path | None = None) -> None:
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        run_dir: Path,
+        train_clips: list[np.ndarray],
+        validation_clips: list[np.ndarray],
+        init_weights: Path | None = None,
+    ) -> None:
         self.config = train_config
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -114,37 +129,49 @@ class Trainer:
         self.device = resolve_device(train_config.device)
         self.bf16 = train_config.bf16 and bf16_supported(self.device)
         self.model = FOMM(model_config).to(self.device).train()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr,
-                                          betas=train_config.betas)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=train_config.lr, betas=train_config.betas
+        )
         self.pyramid = ImagePyramid(train_config.scales).to(self.device)
         self.sampler = FramePairSampler(train_clips, seed=train_config.seed)
         self.validation_clips = validation_clips
         self.discriminator: MultiScaleDiscriminator | None = None
         self.parts: dict[str, checkpoint.Stateful] = {}
         if train_config.weight_adversarial or train_config.weight_feature_matching:
-            self.discriminator = MultiScaleDiscriminator(DiscriminatorConfig(
-                scales=list(train_config.discriminator_scales),
-                block_expansion=train_config.discriminator_block_expansion)).to(self.device)
-            self.discriminator_pyramid = ImagePyramid(
-                list(train_config.discriminator_scales)).to(self.device)
-            self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(),
-                                                lr=train_config.lr, betas=train_config.betas)
+            self.discriminator = MultiScaleDiscriminator(
+                DiscriminatorConfig(
+                    scales=list(train_config.discriminator_scales),
+                    block_expansion=train_config.discriminator_block_expansion,
+                )
+            ).to(self.device)
+            self.discriminator_pyramid = ImagePyramid(list(train_config.discriminator_scales)).to(
+                self.device
+            )
+            self.optimizer_d = torch.optim.Adam(
+                self.discriminator.parameters(), lr=train_config.lr, betas=train_config.betas
+            )
             self.parts = {"discriminator": self.discriminator, "optimizer_d": self.optimizer_d}
         self.ema: AveragedModel | None = None
         if train_config.ema_decay:
             # the average starts as a copy of the weights at its first update (after a resume)
-            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(
-                train_config.ema_decay), use_buffers=True)
+            self.ema = AveragedModel(
+                self.model,
+                multi_avg_fn=get_ema_multi_avg_fn(train_config.ema_decay),
+                use_buffers=True,
+            )
             self.parts["ema"] = self.ema
         self.step = 0
         self.best_psnr = -math.inf
         self.elapsed = 0.0
         if init_weights is not None and not self.checkpoint_path.exists():
-            new = load_weights_into(self.model, load_file(str(init_weights)), str(init_weights),
-                                    partial=True)
-            print(f"initialised from {init_weights}"
-                  + (f" ({len(new)} entries new to this architecture)" if new else ""),
-                  file=sys.stderr)
+            new = load_weights_into(
+                self.model, load_file(str(init_weights)), str(init_weights), partial=True
+            )
+            print(
+                f"initialised from {init_weights}"
+                + (f" ({len(new)} entries new to this architecture)" if new else ""),
+                file=sys.stderr,
+            )
         self._resume()
 
     @property
@@ -154,10 +181,14 @@ class Trainer:
     def _resume(self) -> None:
         if not self.checkpoint_path.exists():
             return
-        progress = checkpoint.load_checkpoint(self.checkpoint_path, self.model, self.optimizer,
-                                              self.parts)
-        self.step, self.best_psnr, self.elapsed = (progress.step, progress.best_psnr,
-                                                   progress.elapsed)
+        progress = checkpoint.load_checkpoint(
+            self.checkpoint_path, self.model, self.optimizer, self.parts
+        )
+        self.step, self.best_psnr, self.elapsed = (
+            progress.step,
+            progress.best_psnr,
+            progress.elapsed,
+        )
         self.sampler.rng = np.random.default_rng(self.config.seed + self.step)
         optimizers = [self.optimizer] + ([self.optimizer_d] if self.discriminator else [])
         for group in (g for optimizer in optimizers for g in optimizer.param_groups):
@@ -172,21 +203,28 @@ class Trainer:
     def describe(self) -> str:
         """One line: parameters, device and precision."""
         count = sum(p.numel() for p in self.model.parameters())
-        return (f"{count / 1e6:.1f} M parameters on {self.device}"
-                f"{' (generator in bf16)' if self.bf16 else ''}, step {self.step}")
+        return (
+            f"{count / 1e6:.1f} M parameters on {self.device}"
+            f"{' (generator in bf16)' if self.bf16 else ''}, step {self.step}"
+        )
 
     def save_checkpoint(self) -> None:
         checkpoint.save_checkpoint(
-            self.checkpoint_path, self.model, self.optimizer,
-            checkpoint.TrainingProgress(self.step, self.best_psnr, self.elapsed), self.parts,
-            train_config=json.dumps(dataclasses.asdict(self.config)))
+            self.checkpoint_path,
+            self.model,
+            self.optimizer,
+            checkpoint.TrainingProgress(self.step, self.best_psnr, self.elapsed),
+            self.parts,
+            train_config=json.dumps(dataclasses.asdict(self.config)),
+        )
 
     def losses(self, source: torch.Tensor, driving: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted loss terms for one batch."""
         return self._losses(source, driving)[0]
 
-    def _losses(self, source: torch.Tensor, driving: torch.Tensor
-                ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def _losses(
+        self, source: torch.Tensor, driving: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         cfg = self.config
         kp_source = self.model.kp_detector(source)
         kp_driving = self.model.kp_detector(driving)
@@ -202,8 +240,9 @@ class Trainer:
         if cfg.weight_ms_ssim:
             terms["ms_ssim"] = cfg.weight_ms_ssim * ms_ssim_loss(prediction, driving)
         transform = RandomTPS(driving.shape[0], cfg.sigma_affine, cfg.sigma_tps, cfg.points_tps)
-        value, jacobian = equivariance_losses(self.model.kp_detector, driving, kp_driving,
-                                              transform)
+        value, jacobian = equivariance_losses(
+            self.model.kp_detector, driving, kp_driving, transform
+        )
         terms["eq_value"] = cfg.weight_equivariance_value * value
         terms["eq_jacobian"] = cfg.weight_equivariance_jacobian * jacobian
         if self.discriminator is not None:
@@ -213,8 +252,9 @@ class Trainer:
             if cfg.weight_feature_matching:
                 with torch.no_grad():
                     real = self.discriminator(self.discriminator_pyramid(driving))
-                terms["feature_matching"] = (cfg.weight_feature_matching
-                                             * feature_matching_loss(real, fake))
+                terms["feature_matching"] = cfg.weight_feature_matching * feature_matching_loss(
+                    real, fake
+                )
         return terms, prediction
 
     def _discriminator_step(self, driving: torch.Tensor, prediction: torch.Tensor) -> float:
@@ -227,8 +267,10 @@ class Trainer:
         return loss.item()
 
     def train_step(self) -> dict[str, float]:
-        source, driving = (t.to(self.device, non_blocking=True)
-                           for t in self.sampler.sample(self.config.batch_size))
+        source, driving = (
+            t.to(self.device, non_blocking=True)
+            for t in self.sampler.sample(self.config.batch_size)
+        )
         terms, prediction = self._losses(source, driving)
         loss = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
@@ -242,8 +284,12 @@ class Trainer:
         self.step += 1
         return record
 
-    def run(self, steps: int | None = None, export_path: Path | None = None,
-            time_budget_s: float | None = None) -> None:
+    def run(
+        self,
+        steps: int | None = None,
+        export_path: Path | None = None,
+        time_budget_s: float | None = None,
+    ) -> None:
         """Train until ``steps`` (default: the config's) or the time budget runs out."""
         target = steps or self.config.steps
         started = time.time()
@@ -258,27 +304,47 @@ class Trainer:
             self.elapsed += time.time() - t0
             if self.step % self.config.log_every == 0:
                 mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
-                record = {"step": self.step, "elapsed_s": round(self.elapsed, 1),
-                          "pairs_per_s": len(window) * self.config.batch_size / window_seconds,
-                          **mean}
+                record = {
+                    "step": self.step,
+                    "elapsed_s": round(self.elapsed, 1),
+                    "pairs_per_s": len(window) * self.config.batch_size / window_seconds,
+                    **mean,
+                }
                 window, window_seconds = [], 0.0
                 log.write(json.dumps(record) + "\n")
                 log.flush()
-                print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                               for k, v in record.items()), file=sys.stderr, flush=True)
+                print(
+                    " ".join(
+                        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in record.items()
+                    ),
+                    file=sys.stderr,
+                    flush=True,
+                )
             if self.step % self.config.validate_every == 0 and self.validation_clips:
-                metrics = validate(self.evaluated_model, self.validation_clips,
-                                   self.config.validation_frames, self.bf16, self.device)
+                metrics = validate(
+                    self.evaluated_model,
+                    self.validation_clips,
+                    self.config.validation_frames,
+                    self.bf16,
+                    self.device,
+                )
                 log.write(json.dumps({"step": self.step, "validation": metrics}) + "\n")
                 log.flush()
                 print(f"validation step={self.step} {metrics}", file=sys.stderr, flush=True)
                 if metrics["psnr"] > self.best_psnr:
                     self.best_psnr = metrics["psnr"]
                     if export_path is not None:
-                        save_weights(self.evaluated_model.eval(), export_path, extra_metadata={
-                            "step": str(self.step), "validation": json.dumps(metrics),
-                            "train_seconds": str(round(self.elapsed)),
-                            "ema_decay": str(self.config.ema_decay)})
+                        save_weights(
+                            self.evaluated_model.eval(),
+                            export_path,
+                            extra_metadata={
+                                "step": str(self.step),
+                                "validation": json.dumps(metrics),
+                                "train_seconds": str(round(self.elapsed)),
+                                "ema_decay": str(self.config.ema_decay),
+                            },
+                        )
                         self.evaluated_model.train()
             if self.step % self.config.checkpoint_every == 0:
                 self.save_checkpoint()
@@ -288,18 +354,31 @@ class Trainer:
         log.close()
 
 
-def train_from_folder(model_config: ModelConfig, train_config: TrainConfig, clips_dir: Path,
-                      split_path: Path, cache_dir: Path, run_dir: Path,
-                      export_path: Path | None, time_budget_s: float | None = None,
-                      init_weights: Path | None = None) -> Trainer:
+def train_from_folder(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    clips_dir: Path,
+    split_path: Path,
+    cache_dir: Path,
+    run_dir: Path,
+    export_path: Path | None,
+    time_budget_s: float | None = None,
+    init_weights: Path | None = None,
+) -> Trainer:
     """Cache the split's clips from ``clips_dir``, then train: resuming from ``run_dir``'s
     checkpoint if there is one, else starting from ``init_weights`` (safetensors) if given."""
     split = load_split(split_path)
     size = model_config.image_size
-    train = [np.load(p, mmap_mode="r") for p in build_frame_cache(
-        [clips_dir / name for name in split["train"]], cache_dir, size)]
-    validation = [np.load(p) for p in build_frame_cache(
-        [clips_dir / name for name in split["validation"]], cache_dir, size)]
+    train = [
+        np.load(p, mmap_mode="r")
+        for p in build_frame_cache([clips_dir / name for name in split["train"]], cache_dir, size)
+    ]
+    validation = [
+        np.load(p)
+        for p in build_frame_cache(
+            [clips_dir / name for name in split["validation"]], cache_dir, size
+        )
+    ]
     trainer = Trainer(model_config, train_config, run_dir, train, validation, init_weights)
     trainer.run(export_path=export_path, time_budget_s=time_budget_s)
     return trainer

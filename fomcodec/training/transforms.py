@@ -15,8 +15,14 @@ class RandomTPS:
     frame with it (backward warp, reflection padding) and ``jacobian`` differentiates it.
     """
 
-    def __init__(self, batch: int, sigma_affine: float = 0.05, sigma_tps: float = 0.005,
-                 points_tps: int = 5, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        batch: int,
+        sigma_affine: float = 0.05,
+        sigma_tps: float = 0.005,
+        points_tps: int = 5,
+        generator: torch.Generator | None = None,
+    ) -> None:
         noise = torch.randn(batch, 2, 3, generator=generator) * sigma_affine
         self.theta = noise + torch.eye(2, 3).view(1, 2, 3)
         self.batch = batch
@@ -26,8 +32,14 @@ class RandomTPS:
     def warp_coordinates(self, coordinates: torch.Tensor) -> torch.Tensor:
         theta = self.theta.to(coordinates).unsqueeze(1)
         out = (torch.matmul(theta[..., :2], coordinates.unsqueeze(-1)) + theta[..., 2:]).squeeze(-1)
-        distances = (coordinates.view(coordinates.shape[0], -1, 1, 2)
-                     - self.control_points.to(coordinates).view(1, 1, -1, 2)).abs().sum(-1)
+        distances = (
+            (
+                coordinates.view(coordinates.shape[0], -1, 1, 2)
+                - self.control_points.to(coordinates).view(1, 1, -1, 2)
+            )
+            .abs()
+            .sum(-1)
+        )
         radial = distances**2 * torch.log(distances + 1e-6) * self.control_params.to(coordinates)
         return out + radial.sum(dim=2).view(self.batch, coordinates.shape[1], 1)
 
@@ -35,8 +47,12 @@ class RandomTPS:
         height, width = frame.shape[2:]
         grid = make_coordinate_grid(height, width, frame.dtype, frame.device).view(1, -1, 2)
         grid = self.warp_coordinates(grid.expand(self.batch, -1, -1))
-        return F.grid_sample(frame, grid.view(self.batch, height, width, 2),
-                             padding_mode="reflection", align_corners=False)
+        return F.grid_sample(
+            frame,
+            grid.view(self.batch, height, width, 2),
+            padding_mode="reflection",
+            align_corners=False,
+        )
 
     def jacobian(self, coordinates: torch.Tensor) -> torch.Tensor:
         """d warp / d coordinates at each point: (B, N, 2, 2)."""
