@@ -154,3 +154,17 @@ def shared_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} not found: reference data (real clips, weights) is not available")
     return path
+
+
+def write_clip(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
+    """Write RGB ``frames`` as an H.264 clip (CRF 14) and return the path."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(
+            "libx264", rate=Fraction(fps), options={"crf": "14", "preset": "veryfast"}
+        )
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, "rgb24")))
+        container.mux(stream.encode(None))
+    return path

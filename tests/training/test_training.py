@@ -124,14 +124,16 @@ def test_adversarial_training_updates_and_resumes_the_discriminator(tmp_path: Pa
 
 
 def test_validation_leaves_out_the_source_frame(tmp_path: Path) -> None:
-    from fomcodec.training.trainer import _psnr, validate
+    from fomcodec.tensors import image_psnr
+    from fomcodec.training.trainer import validate
 
     frames = talking_head_frames(6, (256, 256))
     clip = np.concatenate([frames[:1], np.repeat(frames[5:6], 4, axis=0)])
     model = _trainer(tmp_path).model
     result = validate(model, [clip], frames_per_clip=4, bf16=False)
-    a, b = (torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in (clip[0], clip[1]))
-    assert result["psnr_repeat_source"] == pytest.approx(_psnr(a, b))
+    a, b = (torch.from_numpy(f).permute(2, 0, 1).float()[None] / 255 for f in clip[:2])
+    assert result["psnr_repeat_source"] == pytest.approx(image_psnr(a, b).item(), rel=1e-5)
+    assert result["psnr_warp"] < 60
     assert result["psnr"] < 60
 
 

@@ -141,7 +141,7 @@ def test_clip_without_a_face_is_listed_as_failed(raw_dir, tmp_path):
     (folder / "anna_1.mp4").symlink_to(raw_dir / "anna_1.mp4")
     frames = np.full((6, 96, 128, 3), 90, np.uint8)
     frames[:, :, ::8] = 160  # stripes, no face
-    from test_face_crop import write_clip
+    from conftest import write_clip
 
     write_clip(folder / "wall.mp4", list(frames))
     messages: list[str] = []

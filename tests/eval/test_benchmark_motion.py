@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "evaluate_interpolation.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "evaluate_interpolation.py"
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from fomcodec.codec.quantization import (
     quantize_motion,
 )
 
-REFERENCE = Path(__file__).parents[2] / "shared" / "fomm-reference" / "tiny-vectors.npz"
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "fomm-reference" / "tiny-vectors.npz"
 
 
 @pytest.fixture(scope="module")

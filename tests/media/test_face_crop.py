@@ -7,13 +7,12 @@ from __future__ import annotations
 import math
 import socket
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import write_clip
 
 from fomcodec.cli.face_commands import crop_command
 from fomcodec.errors import FomcError, InputError
@@ -75,19 +74,6 @@ def face_extent(index: int) -> tuple[float, float, float, float]:
     ey = math.hypot(a * math.sin(tilt), b * math.cos(tilt))
     ox, oy = _tile_origin(index)
     return ox + cx - ex, oy + cy - ey, ox + cx + ex, oy + cy + ey
-
-
-def write_clip(path: Path, frames: list[np.ndarray], fps: int = FPS) -> Path:
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(
-            "libx264", rate=Fraction(fps), options={"crf": "14", "preset": "veryfast"}
-        )
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, "rgb24")))
-        container.mux(stream.encode(None))
-    return path
 
 
 @pytest.fixture(scope="module")
