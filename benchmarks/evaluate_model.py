@@ -58,13 +58,16 @@ def evaluate_clip(
         "repeat_first_frame": mean_metrics(target, np.repeat(original[:1], len(target), 0), akd),
     }
     for label, model in models.items():
+        started = time.perf_counter()
         stream = Encoder(model, device="cpu", preset=preset).encode_frames(iter(original), fps)
+        encode_seconds = time.perf_counter() - started
         started = time.perf_counter()
         decoded = np.concatenate(list(Decoder(model, device="cpu").decode_stream(stream)))
         seconds = time.perf_counter() - started
         out[label] = {
             **mean_metrics(target, decoded[1:], akd),
             "decode_ms_per_frame": 1000 * seconds / len(decoded),
+            "encode_ms_per_frame": 1000 * encode_seconds / len(original),
         }
     return out
 
@@ -115,6 +118,10 @@ def report(results: list[dict], names: list[str], frames: int, preset: str) -> s
             )
         lines += ["", summary, ""]
     first = _mean(results, names[0], "decode_ms_per_frame")
+    lines.append(
+        "encode time per frame (same run): "
+        + ", ".join(f"{n} {_mean(results, n, 'encode_ms_per_frame'):.1f} ms" for n in names)
+    )
     lines.append(
         "decode time per frame (2 threads, same run): "
         + ", ".join(

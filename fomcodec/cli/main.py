@@ -152,6 +152,14 @@ def main() -> None:
     "through the decoder (8 / 40 steps a frame).",
 )
 @click.option(
+    "--audio-bitrate",
+    type=click.IntRange(500, 512_000),
+    default=12_000,
+    show_default=True,
+    help="Opus bit rate of the sound (bit/s; speech is clear from about 8000).",
+)
+@click.option("--no-audio", is_flag=True, help="Leave the sound out.")
+@click.option(
     "--frames",
     "max_frames",
     type=click.IntRange(1),
@@ -180,6 +188,8 @@ def encode(
     absolute: bool,
     adapt_scale: bool,
     preset: str,
+    audio_bitrate: int,
+    no_audio: bool,
     max_frames: int | None,
     batch_size: int,
     quiet: bool,
@@ -213,6 +223,7 @@ def encode(
         preset=preset,
         motion_coding=motion_coding,
         jacobians=not no_jacobians,
+        audio_bit_rate=None if no_audio else audio_bitrate,
         smoothing=smoothing,
     )
     total = min(filter(None, [info.frame_count, max_frames]), default=None)
@@ -271,6 +282,7 @@ def encode(
     metavar="NAME|PATH",
     help="Interpolator weights (default: ffi-fast).",
 )
+@click.option("--no-audio", is_flag=True, help="Write the video without the stream's sound.")
 @video_output_options()
 @quiet_option
 @fail_cleanly
@@ -286,6 +298,7 @@ def decode(
     fill: bool,
     inbetween: str | None,
     interpolator: str | None,
+    no_audio: bool,
     lossless: bool,
     crf: int | None,
     video_codec: str | None,
@@ -309,6 +322,7 @@ def decode(
         fill=fill,
         inbetween=inbetween,
         interpolator=interpolator,
+        audio=not no_audio,
     )
     with progress_bar(decoder.output_frame_count(header), "frame", not quiet) as progress:
         stats = decoder.decode_file(
@@ -674,6 +688,16 @@ def stream_description(path: str) -> dict[str, Any]:
         "source_images": [
             {"codec": img.codec, "bytes": len(img.data)} for img in stream.source_images
         ],
+        "audio": None
+        if stream.audio is None
+        else {
+            "codec": stream.audio.codec,
+            "channels": stream.audio.channels,
+            "sample_rate": stream.audio.sample_rate,
+            "bit_rate": stream.audio.bit_rate,
+            "duration_s": round(stream.audio.duration, 3),
+            "packets": len(stream.audio.packets),
+        },
         "sizes": sizes,
         "kbps": kbps(len(data)),
         "kbps_parts": {k: kbps(v) for k, v in sizes.items()},
@@ -703,10 +727,19 @@ def info(src: str, as_json: bool) -> None:
         f"{desc['motion_frames']} frames, x{desc['value_scale']} / x{desc['jacobian_scale']}, "
         f"scale {desc['adapt_scale']}, {desc['clipped_values']} clipped",
         f"  image:   {images}",
+    ]
+    if desc["audio"]:
+        audio = desc["audio"]
+        lines.append(
+            f"  audio:   {audio['codec']} {audio['channels']} ch @ {audio['sample_rate']} Hz, "
+            f"{audio['bit_rate']} bit/s, {audio['duration_s']} s"
+        )
+    lines.append(
         f"  sizes:   image {sizes['image']} B ({parts['image']} kbit/s), "
         f"motion {sizes['motion']} B ({parts['motion']} kbit/s), "
-        f"header {sizes['header']} B, container {sizes['container']} B",
-    ]
+        f"audio {sizes['audio']} B ({parts['audio']} kbit/s), "
+        f"header {sizes['header']} B, container {sizes['container']} B"
+    )
     click.echo("\n".join(lines))
 
 

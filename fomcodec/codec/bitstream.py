@@ -59,6 +59,7 @@ U32_MAX = 2**32 - 1
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 TAG_HEAD, TAG_SIMG, TAG_MOTN, TAG_MOTA, TAG_END = b"HEAD", b"SIMG", b"MOTN", b"MOTA", b"END "
+TAG_AUDIO = b"opus"  # ancillary (lower case): readers that do not know it skip it
 _CHUNK_FRAME = 12  # tag + length + crc
 _TAG_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 ")
 
@@ -81,6 +82,83 @@ _DECODE_ERRORS = (
     ArithmeticError,
     EOFError,
 )
+
+
+AUDIO_CODEC_IDS: dict[str, int] = {"opus": 1}
+_AUDIO_CODEC_NAMES = {v: k for k, v in AUDIO_CODEC_IDS.items()}
+# codec id, channels, sample rate, bit rate, samples, extradata length
+_AUDIO_HEAD = struct.Struct("<BBIIQH")
+_PACKET_LENGTH = struct.Struct("<H")
+
+
+@dataclass
+class AudioTrack:
+    """The stream's sound (ancillary ``opus`` chunk): coded packets in order, the codec's
+    extradata (Opus: its ``OpusHead``), and ``samples``, the decoded length that lines up
+    with the video (the packets may decode to a little more, which is cut)."""
+
+    codec: str
+    sample_rate: int
+    channels: int
+    bit_rate: int
+    samples: int
+    extradata: bytes
+    packets: list[bytes]
+
+    def validate(self) -> None:
+        """Raise ValueError unless every field is storable."""
+        if self.codec not in AUDIO_CODEC_IDS:
+            raise ValueError(f"unknown audio codec {self.codec!r}")
+        _check_int("audio channels", self.channels, 1, 2)
+        _check_int("audio sample rate", self.sample_rate, 8000, 192000)
+        _check_int("audio bit rate", self.bit_rate, 0, U32_MAX)
+        _check_int("audio samples", self.samples, 0, 2**63 - 1)
+        if len(self.extradata) > 0xFFFF or any(not p or len(p) > 0xFFFF for p in self.packets):
+            raise ValueError("audio extradata and packets must be 1..65535 bytes")
+
+    @property
+    def duration(self) -> float:
+        return self.samples / self.sample_rate
+
+
+def _pack_audio(track: AudioTrack) -> bytes:
+    head = _AUDIO_HEAD.pack(
+        AUDIO_CODEC_IDS[track.codec],
+        track.channels,
+        track.sample_rate,
+        track.bit_rate,
+        track.samples,
+        len(track.extradata),
+    )
+    body = b"".join(_PACKET_LENGTH.pack(len(p)) + p for p in track.packets)
+    return head + track.extradata + body
+
+
+def _unpack_audio(payload: bytes) -> AudioTrack:
+    if len(payload) < _AUDIO_HEAD.size:
+        raise BitstreamError(f"opus chunk of {len(payload)} bytes is shorter than its header")
+    codec_id, channels, rate, bit_rate, samples, extra = _AUDIO_HEAD.unpack_from(payload)
+    codec = _AUDIO_CODEC_NAMES.get(codec_id)
+    if codec is None:
+        raise BitstreamError(f"unknown audio codec id {codec_id}")
+    pos = _AUDIO_HEAD.size + extra
+    if pos > len(payload):
+        raise BitstreamError("audio extradata runs past the end of its chunk")
+    extradata, packets = payload[_AUDIO_HEAD.size : pos], []
+    while pos < len(payload):
+        if pos + 2 > len(payload):
+            raise BitstreamError("audio packet length cut short")
+        (length,) = _PACKET_LENGTH.unpack_from(payload, pos)
+        if length == 0 or pos + 2 + length > len(payload):
+            raise BitstreamError("audio packet empty or cut short")
+        packets.append(payload[pos + 2 : pos + 2 + length])
+        pos += 2 + length
+    track = AudioTrack(codec, rate, channels, bit_rate, samples, extradata, packets)
+    try:
+        track.validate()
+    except ValueError as exc:
+        raise BitstreamError(f"invalid audio: {exc}") from exc
+    return track
 
 
 @dataclass
@@ -195,6 +273,7 @@ class Bitstream:
     source_images: list[EncodedImage]
     motion: QuantizedMotion
     motion_coding: str = "lzma2"
+    audio: AudioTrack | None = None
     #: Bytes per part (:func:`section_sizes`) of the stream this one was read from, if any.
     sizes: dict[str, int] | None = field(default=None, compare=False, repr=False)
 
@@ -240,6 +319,8 @@ class Bitstream:
             )
         if m.clipped != h.clipped:
             raise ValueError(f"motion.clipped {m.clipped} != header.clipped {h.clipped}")
+        if self.audio is not None:
+            self.audio.validate()
 
 
 # ---------------------------------------------------------------- header
@@ -412,6 +493,8 @@ def pack(stream: Bitstream) -> bytes:
         parts.append(_chunk(TAG_MOTN, encode_motion(stream.motion)))
     else:
         parts.append(_chunk(TAG_MOTA, encode_motion_range(stream.motion, stream.header)))
+    if stream.audio is not None:
+        parts.append(_chunk(TAG_AUDIO, _pack_audio(stream.audio)))
     parts.append(_chunk(TAG_END, b""))
     return b"".join(parts)
 
@@ -434,7 +517,8 @@ def _check_preamble(data: bytes) -> None:
 
 def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
     _check_preamble(data)
-    sizes = {"container": 5, "header": 0, "image": 0, "motion": 0}
+    sizes = {"container": 5, "header": 0, "image": 0, "motion": 0, "audio": 0}
+    audio: AudioTrack | None = None
     pos = 5
     header: StreamHeader | None = None
     images: list[EncodedImage] = []
@@ -491,6 +575,11 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
             if pos != len(data):
                 raise BitstreamError(f"{len(data) - pos} bytes of trailing data after END")
             break
+        elif tag == TAG_AUDIO:
+            if audio is not None:
+                raise BitstreamError("more than one opus chunk")
+            audio = _unpack_audio(payload)
+            sizes["audio"] += len(payload)
         elif 0x61 <= tag[0] <= 0x7A:
             sizes["container"] += len(payload)
         else:
@@ -501,9 +590,15 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
     else:
         motion = decode_motion(motion_payload, header)
         coding = "lzma2"
-    return Bitstream(
-        header=header, source_images=images, motion=motion, motion_coding=coding, sizes=sizes
-    ), sizes
+    stream = Bitstream(
+        header=header,
+        source_images=images,
+        motion=motion,
+        motion_coding=coding,
+        audio=audio,
+        sizes=sizes,
+    )
+    return stream, sizes
 
 
 def _parse_safely(data: bytes) -> tuple[Bitstream, dict[str, int]]:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from fomcodec.codec import bitstream as bs
+from fomcodec.codec.audio import DEFAULT_AUDIO_BITRATE, AudioFeed, encode_audio
 from fomcodec.codec.frame_interpolation import (
     InterpolatorSpec,
     MiddleFrameSynthesizer,
@@ -89,7 +90,9 @@ class CodingStats:
 
     def summary(self) -> str:
         speed = self.frames / self.seconds if self.seconds > 0 else float("inf")
-        parts = ", ".join(f"{k} {self.sizes[k]} B" for k in ("image", "motion") if k in self.sizes)
+        parts = ", ".join(
+            f"{k} {self.sizes[k]} B" for k in ("image", "motion", "audio") if self.sizes.get(k)
+        )
         line = (
             f"{self.action} {self.frames} frames ({self.duration:.2f} s) -> "
             f"{self.total_bytes} B, {self.kbps():.2f} kbit/s ({parts}) "
@@ -124,6 +127,7 @@ class Encoder:
         motion_coding: str = bs.DEFAULT_MOTION_CODING,
         jacobians: bool = True,
         smoothing: float = 0.0,
+        audio_bit_rate: int | None = DEFAULT_AUDIO_BITRATE,
     ) -> None:
         if batch_size < 1 or motion_stride < 1:
             raise ValueError("batch_size and motion_stride must be positive")
@@ -137,6 +141,7 @@ class Encoder:
         self.motion_coding = motion_coding
         self.jacobians = jacobians
         self.smoothing = smoothing
+        self.audio_bit_rate = audio_bit_rate
         self.device = resolve_device(device)
         self.model = _resolve_model(model, self.device)
         self.batch_size = batch_size
@@ -237,12 +242,16 @@ class Encoder:
         max_frames: int | None = None,
         progress: ProgressCallback | None = None,
     ) -> CodingStats:
-        """Encode a video file to a ``.fomc`` file (written atomically)."""
+        """Encode a video file to a ``.fomc`` file (written atomically), with its sound as
+        Opus unless ``audio_bit_rate`` is None (or the file has none)."""
         started = time.perf_counter()
         check_output_path(dst, overwrite)
         info = probe_video(src)
         frames = read_frames(src, self.model.config.image_size, crop, max_frames)
         stream = self.encode_frames(frames, info.fps, progress)
+        if self.audio_bit_rate:
+            duration = stream.header.frame_count / float(stream.header.fps)
+            stream.audio = encode_audio(src, info.start_time, duration, self.audio_bit_rate)
         data = bs.pack(stream)
         write_bytes_atomic(dst, data, overwrite)
         return CodingStats(
@@ -314,9 +323,11 @@ class Decoder:
         fill: bool = True,
         inbetween: str | None = None,
         interpolator: InterpolatorSpec | None = None,
+        audio: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
+        self.audio = audio
         inbetween = inbetween or DEFAULT_INBETWEEN
         if inbetween not in INBETWEEN_METHODS:
             raise ValueError(f"inbetween must be one of {INBETWEEN_METHODS}, not {inbetween!r}")
@@ -456,6 +467,7 @@ class Decoder:
         started = time.perf_counter()
         check_output_path(dst, overwrite)
         stream = src if isinstance(src, bs.Bitstream) else bs.load(src)
+        audio = AudioFeed(stream.audio) if stream.audio is not None and self.audio else None
         sizes = stream.sizes or bs.section_sizes(bs.pack(stream))
         header = stream.header
         self.model_for(header)
@@ -466,8 +478,14 @@ class Decoder:
             dst, fps, (header.width, header.height), overwrite
         )
         with writer:
+            if audio is not None:
+                writer.add_audio(audio.sample_rate, audio.channels)
             for frames in self.decode_stream(stream, progress):
                 writer.write(frames)
+                if audio is not None:
+                    writer.write_audio(audio.until(writer.frames_written / float(fps)))
+            if audio is not None:
+                writer.write_audio(audio.until(None))
         return CodingStats(
             "decoded",
             self.output_frame_count(header),

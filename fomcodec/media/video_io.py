@@ -67,6 +67,7 @@ class VideoInfo:
     frame_count: int | None
     duration: float | None
     rotation: int = 0
+    start_time: float = 0.0  # presentation time of the first frame, seconds
 
 
 def _describe(err: BaseException) -> str:
@@ -177,6 +178,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             frame_count=stream.frames or None,
             duration=duration,
             rotation=rotation,
+            start_time=float(first.time or 0.0),
         )
 
 
@@ -444,9 +446,11 @@ class VideoWriter:
         if pix_fmt is not None and pix_fmt not in PIXEL_FORMATS.get(self.codec, ()):
             raise ValueError(f"{self.codec} does not take pixel format {pix_fmt!r}")
         self.frames_written = 0
+        self.samples_written = 0
         self._stack: contextlib.ExitStack | None = None
         self._container: Any = None
         self._stream: Any = None
+        self._audio: Any = None
 
     def __enter__(self) -> VideoWriter:
         stack = contextlib.ExitStack()
@@ -478,6 +482,38 @@ class VideoWriter:
             stream.codec_context.color_range = av.video.reformatter.ColorRange.MPEG
         self.size = (width, height)
         self._stream = stream
+
+    def add_audio(self, sample_rate: int, channels: int = 1, bit_rate: int = 64_000) -> None:
+        """Give the file a sound track (AAC, which every player of these containers plays),
+        fed with :meth:`write_audio`; call it inside the with block, before writing frames."""
+        if self._container is None:
+            raise RuntimeError("VideoWriter.add_audio() outside its with block")
+        if self.frames_written or self._audio is not None:
+            raise RuntimeError("add the audio stream once, before any frame is written")
+        stream = self._container.add_stream("aac", rate=sample_rate)
+        stream.layout = "mono" if channels == 1 else "stereo"
+        stream.bit_rate = bit_rate
+        self._audio = stream
+
+    def write_audio(self, pcm: np.ndarray) -> None:
+        """Encode (channels, n) int16 samples of the sound track (see :meth:`add_audio`)."""
+        if self._audio is None:
+            raise RuntimeError("VideoWriter.write_audio() without add_audio()")
+        if pcm.shape[-1] == 0:
+            return
+        layout = "mono" if pcm.shape[0] == 1 else "stereo"
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(pcm.reshape(1, -1) if layout == "mono" else pcm.T.reshape(1, -1)),
+            format="s16",
+            layout=layout,
+        )
+        frame.sample_rate = self._audio.rate
+        frame.pts = self.samples_written
+        self.samples_written += pcm.shape[-1]
+        try:
+            self._container.mux(self._audio.encode(frame))
+        except av.FFmpegError as err:
+            raise FomcError(f"{self.path}: cannot write audio ({_describe(err)})") from None
 
     def write(self, frame_or_batch: np.ndarray) -> None:
         """Encode an (H, W, 3) frame or a (B, H, W, 3) batch of uint8 RGB frames."""
@@ -532,6 +568,11 @@ class VideoWriter:
             if self.frames_written == 0:
                 raise FomcError(f"{self.path}: no frames to write")
             self._encode(None)
+            if self._audio is not None:
+                try:
+                    self._container.mux(self._audio.encode(None))
+                except av.FFmpegError as err:
+                    raise FomcError(f"{self.path}: cannot write audio ({_describe(err)})") from None
             container, self._container = self._container, None
             try:
                 container.close()

@@ -182,7 +182,8 @@ class TestRoundTrip:
 
     def test_section_sizes(self, packed: bytes) -> None:
         sizes = section_sizes(packed)
-        assert set(sizes) == {"container", "header", "image", "motion"}
+        assert set(sizes) == {"container", "header", "image", "motion", "audio"}
+        assert sizes["audio"] == 0
         assert sum(sizes.values()) == len(packed)
         assert sizes["container"] == 5 + 12 * 5  # HEAD, 2x SIMG, MOTN, END
         assert sizes["header"] == 44 + len("fomm.vox-256")
