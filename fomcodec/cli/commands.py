@@ -29,6 +29,7 @@ from fomcodec.cli.common import (
     quiet_option,
 )
 from fomcodec.codec import bitstream as bs
+from fomcodec.media.face_detection import DETECTOR_CHOICES
 
 
 def _int_list(value: str | None, option: str) -> tuple[int, ...] | None:
@@ -333,7 +334,7 @@ def compare_command(
 )
 @click.option(
     "--face-detector",
-    type=click.Choice(["auto", "face-alignment", "haar"]),
+    type=click.Choice(list(DETECTOR_CHOICES)),
     default="auto",
     show_default=True,
     help="Detector for --crop auto.",

