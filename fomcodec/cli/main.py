@@ -480,38 +480,44 @@ def interpolate(
         )
 
 
+def loss_weight_option(flag: str, default: float, help: str):
+    """A ``fomc train`` loss weight: a float >= 0 (0 switches the term off)."""
+    return click.option(
+        flag, type=click.FloatRange(0), default=default, show_default=True, help=help
+    )
+
+
 @main.command()
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(exists=True, dir_okay=False),
-    default="models/fomc-small.yaml",
+    default="fomc-small",
     show_default=True,
-    help="Model config (YAML).",
+    metavar="NAME|YAML",
+    help="Model config: a registered model's name or a YAML file.",
 )
 @click.option(
     "--data",
     "clips_dir",
     type=click.Path(exists=True, file_okay=False),
-    default="../shared/data/clips",
-    show_default=True,
-    help="Folder of raw clips.",
+    required=True,
+    help="Folder of raw clips (e.g. ../shared/data/clips).",
 )
 @click.option(
     "--split",
     "split_path",
     type=click.Path(exists=True, dir_okay=False),
-    default="models/splits/shared-data-v1.json",
-    show_default=True,
-    help="JSON naming the training and validation clips.",
+    default=None,
+    help="JSON naming the training and validation clips (default: the shipped split of "
+    "../shared/data by person, splits/shared-data-v1.json).",
 )
 @click.option(
     "--cache",
     "cache_dir",
     type=click.Path(file_okay=False),
-    default="data/cache",
-    show_default=True,
-    help="Where decoded training frames are kept (never commit).",
+    default=None,
+    help="Where decoded training frames are kept, never committed (default: "
+    "~/.cache/fomcodec/frames, or $XDG_CACHE_HOME/fomcodec/frames).",
 )
 @click.option(
     "--run-dir",
@@ -551,48 +557,30 @@ def interpolate(
 )
 @click.option("--time-budget", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch.")
-@click.option(
-    "--ms-ssim-weight",
-    type=click.FloatRange(0),
-    default=5.0,
-    show_default=True,
-    help="Weight of 1 - MS-SSIM (stands in for the VGG perceptual loss).",
+@loss_weight_option(
+    "--ms-ssim-weight", 5.0, "Weight of 1 - MS-SSIM (stands in for the VGG perceptual loss)."
 )
-@click.option(
-    "--adversarial-weight",
-    type=click.FloatRange(0),
-    default=0.0,
-    show_default=True,
-    help="LSGAN loss from a multi-scale discriminator (FOMM vox-adv: 1).",
+@loss_weight_option(
+    "--adversarial-weight", 0.0, "LSGAN loss from a multi-scale discriminator (FOMM vox-adv: 1)."
 )
-@click.option(
-    "--feature-matching-weight",
-    type=click.FloatRange(0),
-    default=0.0,
-    show_default=True,
-    help="Discriminator feature matching (FOMM vox-adv: 10).",
+@loss_weight_option(
+    "--feature-matching-weight", 0.0, "Discriminator feature matching (FOMM vox-adv: 10)."
 )
-@click.option(
-    "--warp-weight",
-    type=click.FloatRange(0),
-    default=0.0,
-    show_default=True,
-    help="L1 between the source warped by the dense motion and the driving frame.",
+@loss_weight_option(
+    "--warp-weight", 0.0, "L1 between the source warped by the dense motion and the driving frame."
 )
-@click.option(
+@loss_weight_option(
     "--flow-weight",
-    type=click.FloatRange(0),
-    default=0.0,
-    show_default=True,
-    help="L1 between the dense motion and OpenCV DIS flow (the weightless teacher).",
+    0.0,
+    "L1 between the dense motion and OpenCV DIS flow (the weightless teacher).",
 )
 @device_option
 @fail_cleanly
 def train(
     config_path: str,
     clips_dir: str,
-    split_path: str,
-    cache_dir: str,
+    split_path: str | None,
+    cache_dir: str | None,
     run_dir: str,
     export_path: str | None,
     steps: int,
@@ -612,13 +600,18 @@ def train(
     """Train (or resume training) a FOMM model on a folder of clips (CUDA when present)."""
     import torch
 
-    from fomcodec.nets.config import ModelConfig
     from fomcodec.training.trainer import TrainConfig, train_from_folder
+    from fomcodec.zoo import get_config, shipped_models_dir
 
     if threads:
         torch.set_num_threads(threads)
+    if split_path is None:
+        split_path = str(shipped_models_dir() / "splits" / "shared-data-v1.json")
+    if cache_dir is None:
+        cache_root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        cache_dir = str(Path(cache_root) / "fomcodec" / "frames")
     train_from_folder(
-        ModelConfig.from_yaml(config_path),
+        get_config(config_path),
         TrainConfig(
             steps=steps,
             batch_size=batch_size,

@@ -265,3 +265,43 @@ def test_interpolate_lossless_keeps_the_input_frames(workdir: Path, tmp_path: Pa
     _, _, original = _frames_of(clip)
     assert pix_fmt == "gbrp" and len(frames) == 2 * len(original)
     np.testing.assert_array_equal(frames[::2], original)
+
+
+def test_train_needs_data_and_keeps_its_cache_out_of_the_current_folder(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from conftest import synthetic_talking_head
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    synthetic_talking_head(clips / "a.mp4", frames=6, size=(256, 256))
+    synthetic_talking_head(clips / "b.mp4", frames=6, size=(256, 256))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["a.mp4"], "validation": ["b.mp4"]}))
+    assert_clean_failure(run("train", "--run-dir", str(tmp_path / "run")), code=2)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    result = run(
+        "train",
+        "--config",
+        "tiny-256",
+        "--data",
+        str(clips),
+        "--split",
+        str(split),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--steps",
+        "2",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()
+    assert sorted(p.name for p in (tmp_path / "xdg" / "fomcodec" / "frames").iterdir()) == [
+        "a.npy",
+        "b.npy",
+    ]
+    assert not (tmp_path / "data").exists()
