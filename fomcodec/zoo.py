@@ -74,18 +74,24 @@ def registered_models() -> dict[str, ModelEntry]:
     return entries
 
 
-def get_config(name_or_path: str | os.PathLike) -> ModelConfig:
-    """Config of a registered model name, or read from a YAML path."""
+def find_config(name_or_path: str | os.PathLike, folders: list[Path], kind: str) -> Path:
+    """The YAML of ``name_or_path``: a path ending in .yaml/.yml, else ``NAME.yaml`` in the
+    first of ``folders`` that has it; ModelError naming the known ones otherwise."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
-            raise ModelError(f"model config {path} not found")
-        return ModelConfig.from_yaml(path)
-    entries = registered_models()
-    if str(name_or_path) not in entries:
-        known = ", ".join(sorted(entries)) or "none"
-        raise ModelError(f"unknown model '{name_or_path}' (known: {known})")
-    return ModelConfig.from_yaml(entries[str(name_or_path)].config_path)
+            raise ModelError(f"{kind} config {path} not found")
+        return path
+    for folder in folders:
+        if (folder / f"{name_or_path}.yaml").is_file():
+            return folder / f"{name_or_path}.yaml"
+    known = ", ".join(sorted({p.stem for d in folders for p in d.glob("*.yaml")})) or "none"
+    raise ModelError(f"unknown {kind} '{name_or_path}' (known: {known})")
+
+
+def get_config(name_or_path: str | os.PathLike) -> ModelConfig:
+    """Config of a registered model name, or read from a YAML path."""
+    return ModelConfig.from_yaml(find_config(name_or_path, model_dirs(), "model"))
 
 
 def build_model(config: ModelConfig) -> FOMM:
@@ -269,17 +275,9 @@ def interpolator_dirs() -> list[Path]:
 
 def get_interpolator_config(name_or_path: str | os.PathLike) -> InterpolatorConfig:
     """Config of a named interpolator (``models/interpolators/NAME.yaml``) or a YAML path."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            raise ModelError(f"interpolator config {path} not found")
-        return InterpolatorConfig.from_yaml(path)
-    for folder in interpolator_dirs():
-        candidate = folder / f"{name_or_path}.yaml"
-        if candidate.is_file():
-            return InterpolatorConfig.from_yaml(candidate)
-    known = sorted({p.stem for d in interpolator_dirs() for p in d.glob("*.yaml")})
-    raise ModelError(f"unknown interpolator '{name_or_path}' (known: {', '.join(known) or 'none'})")
+    return InterpolatorConfig.from_yaml(
+        find_config(name_or_path, interpolator_dirs(), "interpolator")
+    )
 
 
 def build_interpolator(config: InterpolatorConfig | str | os.PathLike) -> FacialFrameInterpolator:
