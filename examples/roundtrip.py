@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=250)
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     stream_path = args.out / f"{args.clip.stem}.fomc"
     video_path = args.out / f"{args.clip.stem}.decoded.mp4"
     encoder = fomcodec.Encoder()
