@@ -29,7 +29,7 @@ from fomcodec.nets.interpolator import (
     InterpolatorConfig,
 )
 
-DEFAULT_MODEL = "fomc-small"
+DEFAULT_MODEL = "fomc-warp"
 WEIGHTS_HASH_BYTES = 8
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".tar", ".ckpt")
 

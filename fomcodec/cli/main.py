@@ -491,7 +491,7 @@ def loss_weight_option(flag: str, default: float, help: str):
 @click.option(
     "--config",
     "config_path",
-    default="fomc-small",
+    default="fomc-warp",
     show_default=True,
     metavar="NAME|YAML",
     help="Model config: a registered model's name or a YAML file.",
