@@ -25,6 +25,7 @@ import io
 import numpy as np
 
 from fomcodec.errors import FomcError
+from fomcodec.runtime import native_stderr_silenced
 
 LANDMARK_COUNT = 468
 
@@ -57,19 +58,26 @@ class FaceLandmarker:
             raise FomcError("AKD needs MediaPipe's Face Mesh: pip install 'fomcodec[landmarks]'")
         from mediapipe.python.solutions import face_mesh
 
-        with _quiet():
+        with _quiet(), native_stderr_silenced():
             self._mesh = face_mesh.FaceMesh(
                 static_image_mode=True,
                 max_num_faces=1,
                 refine_landmarks=False,
                 min_detection_confidence=0.5,
             )
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))  # its first-call chatter
+        self._first_frame = True
 
     def __call__(self, frame: np.ndarray) -> np.ndarray | None:
         """(468, 2) float landmark positions (x, y) in pixels, or None without a face."""
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 frame, got {frame.shape} {frame.dtype}")
-        result = self._mesh.process(np.ascontiguousarray(frame))
+        if self._first_frame:  # the graph's first real frame logs once more
+            self._first_frame = False
+            with native_stderr_silenced():
+                result = self._mesh.process(np.ascontiguousarray(frame))
+        else:
+            result = self._mesh.process(np.ascontiguousarray(frame))
         if not result.multi_face_landmarks:
             return None
         points = result.multi_face_landmarks[0].landmark

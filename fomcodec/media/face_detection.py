@@ -695,12 +695,15 @@ class MediaPipeFaceDetector:
             import contextlib
             import io
 
-            with contextlib.redirect_stderr(io.StringIO()):
+            from fomcodec.runtime import native_stderr_silenced
+
+            with contextlib.redirect_stderr(io.StringIO()), native_stderr_silenced():
                 from mediapipe.python.solutions import face_detection
 
                 self._detector = face_detection.FaceDetection(
                     model_selection=1, min_detection_confidence=min_confidence
                 )
+                self._detector.process(np.zeros((64, 64, 3), np.uint8))  # first-call chatter
         except Exception as err:  # ImportError, or the native library failing to load
             raise DetectorUnavailableError(f"mediapipe cannot be imported ({err})") from None
 
