@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import io
 import os
 import sys
 import tempfile
@@ -692,9 +693,6 @@ class MediaPipeFaceDetector:
 
     def __init__(self, min_confidence: float = 0.5) -> None:
         try:
-            import contextlib
-            import io
-
             from fomcodec.runtime import native_stderr_silenced
 
             with contextlib.redirect_stderr(io.StringIO()), native_stderr_silenced():
