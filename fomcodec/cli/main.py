@@ -29,9 +29,11 @@ from fomcodec.cli.common import (
 )
 from fomcodec.cli.face_commands import crop_command, prepare_command
 from fomcodec.codec import bitstream as bs
+from fomcodec.codec.keyframes import DEFAULT_REFRESH_DB
 from fomcodec.codec.presets import DEFAULT_PRESET, PRESETS
 from fomcodec.codec.quantization import QuantizationParams
-from fomcodec.media.crop import CropBox, parse_crop_box
+from fomcodec.media.crop import CropBox, CropSchedule, parse_crop_box
+from fomcodec.media.shots import DEFAULT_CUT_THRESHOLD
 
 
 def _default_output(src: str, suffix: str) -> Path:
@@ -52,12 +54,17 @@ def _is_auto(value: str | None) -> bool:
     return value is not None and value.strip().lower() == "auto"
 
 
-def _crop_box(value: str | None, src: str, device: str) -> CropBox | None:
-    """The --crop option as a box: ``auto`` runs the face crop on ``src``."""
+def _crop_box(
+    value: str | None, src: str, device: str, cut_threshold: float = 0.0
+) -> CropBox | CropSchedule | None:
+    """The --crop option as a box: ``auto`` runs the face crop on ``src``, one box per shot
+    when ``cut_threshold`` is set (shots split at cuts)."""
     if not _is_auto(value):
         return _parse_crop(value)
-    from fomcodec.media.face_crop import resolve_crop
+    from fomcodec.media.face_crop import find_crop_schedule, resolve_crop
 
+    if cut_threshold:
+        return find_crop_schedule(src, device=device, cut_threshold=cut_threshold)
     return resolve_crop("auto", src, device=device)
 
 
@@ -152,6 +159,29 @@ def main() -> None:
     "through the decoder (8 / 40 steps a frame).",
 )
 @click.option(
+    "--refresh-db",
+    type=click.FloatRange(0),
+    default=DEFAULT_REFRESH_DB,
+    show_default=True,
+    help="Start a new source image (keyframe) when the decoder's picture has fallen this "
+    "many dB below its quality just after the last one; 0: never.",
+)
+@click.option(
+    "--max-keyframe-interval",
+    type=click.FloatRange(0),
+    default=0.0,
+    metavar="SECONDS",
+    help="Start a new source image at least this often (0, the default: no limit).",
+)
+@click.option(
+    "--cut-threshold",
+    type=click.FloatRange(0),
+    default=DEFAULT_CUT_THRESHOLD,
+    show_default=True,
+    help="Content change (mean HSV difference, 0-255) that marks a shot cut and starts a "
+    "keyframe; 0: no cut detection.",
+)
+@click.option(
     "--audio-bitrate",
     type=click.IntRange(500, 512_000),
     default=12_000,
@@ -188,6 +218,9 @@ def encode(
     absolute: bool,
     adapt_scale: bool,
     preset: str,
+    refresh_db: float,
+    max_keyframe_interval: float,
+    cut_threshold: float,
     audio_bitrate: int,
     no_audio: bool,
     max_frames: int | None,
@@ -205,7 +238,7 @@ def encode(
     dst = Path(output) if output else _default_output(src, ".fomc")
     check_output_path(dst, overwrite)
     info = probe_video(src)
-    box = _crop_box(crop, src, device)
+    box = _crop_box(crop, src, device, cut_threshold)
     codec = image_codec or images.DEFAULT_CODEC
     defaults = bs.DEFAULT_QUANTIZATION[motion_coding]
     encoder = Encoder(
@@ -225,6 +258,9 @@ def encode(
         jacobians=not no_jacobians,
         audio_bit_rate=None if no_audio else audio_bitrate,
         smoothing=smoothing,
+        refresh_db=refresh_db or None,
+        max_keyframe_interval=max_keyframe_interval or None,
+        cut_threshold=cut_threshold or None,
     )
     total = min(filter(None, [info.frame_count, max_frames]), default=None)
     with progress_bar(total, "frame", not quiet) as progress:
@@ -679,7 +715,17 @@ def stream_description(path: str) -> dict[str, Any]:
         "adapt_scale": round(header.adapt_scale, 6),
         "clipped_values": header.clipped,
         "source_images": [
-            {"codec": img.codec, "bytes": len(img.data)} for img in stream.source_images
+            {
+                "codec": img.codec,
+                "bytes": len(img.data),
+                "frame": start,
+                "time_s": round(start / float(header.fps), 3),
+                "frames": end - start,
+                "adapt_scale": round(scale, 6),
+            }
+            for img, (start, end, scale) in zip(
+                stream.source_images, stream.segments(), strict=True
+            )
         ],
         "audio": None
         if stream.audio is None
@@ -708,7 +754,10 @@ def info(src: str, as_json: bool) -> None:
         click.echo(json.dumps(desc, indent=2))
         return
     sizes, parts = desc["sizes"], desc["kbps_parts"]
-    images = ", ".join(f"{i['codec']} {i['bytes']} B" for i in desc["source_images"])
+    images = "; ".join(
+        f"{i['codec']} {i['bytes']} B from frame {i['frame']} ({i['time_s']} s)"
+        for i in desc["source_images"]
+    )
     lines = [
         f"{desc['file']}: fomc v{desc['format_version']}, {desc['bytes']} B, {desc['kbps']} kbit/s",
         f"  video:   {desc['width']}x{desc['height']} @ {desc['fps']} fps, {desc['frames']} frames"
@@ -719,7 +768,7 @@ def info(src: str, as_json: bool) -> None:
         f"{_every_nth(desc['motion_stride'])}, "
         f"{desc['motion_frames']} frames, x{desc['value_scale']} / x{desc['jacobian_scale']}, "
         f"scale {desc['adapt_scale']}, {desc['clipped_values']} clipped",
-        f"  image:   {images}",
+        f"  images:  {len(desc['source_images'])} keyframe(s): {images}",
     ]
     if desc["audio"]:
         audio = desc["audio"]

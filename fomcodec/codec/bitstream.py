@@ -2,7 +2,7 @@
 
 ::
 
-    "FOMC" | version u8 | HEAD | SIMG ... SIMG | MOTN or MOTA | "END "
+    "FOMC" | version u8 | HEAD | SIMG ... SIMG | [KEYF] | MOTN or MOTA | [opus] | "END "
                           each chunk: tag[4] | length u32le | payload | crc32 u32le
 
     motion int16 (T, K, 2) [+ (T, K, 2, 2)] -> (T, C) int16, then either
@@ -35,10 +35,11 @@ from fomcodec.errors import BitstreamError, InputError, UnsupportedVersionError
 from fomcodec.fileio import write_bytes_atomic
 
 MAGIC = b"FOMC"
-#: Version 1: LZMA2 motion (MOTN) only; version 2 adds range-coded motion (MOTA). A stream is
-#: written with the lowest version that holds it, so ``lzma2`` streams stay version 1.
-FORMAT_VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)
+#: Version 1: LZMA2 motion (MOTN) only; version 2 adds range-coded motion (MOTA); version 3
+#: adds keyframes (more than one SIMG, placed by a KEYF chunk). A stream is written with the
+#: lowest version that holds it, so ``lzma2`` streams of one source image stay version 1.
+FORMAT_VERSION = 3
+SUPPORTED_VERSIONS = (1, 2, 3)
 MOTION_CODINGS = ("range", "lzma2")
 DEFAULT_MOTION_CODING = "range"
 #: Quantisation each motion coding uses unless told otherwise: ``lzma2`` keeps the seed's
@@ -59,6 +60,7 @@ U32_MAX = 2**32 - 1
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 TAG_HEAD, TAG_SIMG, TAG_MOTN, TAG_MOTA, TAG_END = b"HEAD", b"SIMG", b"MOTN", b"MOTA", b"END "
+TAG_KEYF = b"KEYF"
 TAG_AUDIO = b"opus"  # ancillary (lower case): readers that do not know it skip it
 _CHUNK_FRAME = 12  # tag + length + crc
 _TAG_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 ")
@@ -176,6 +178,20 @@ class EncodedImage:
         self.data = bytes(self.data)
 
 
+@dataclass(frozen=True)
+class Keyframe:
+    """Where a source image takes over: output frame ``frame`` (a multiple of the motion
+    stride) and the motion scale of its segment (``adapt_scale``, 1.0 unless the encoder
+    adapted motion to the source's face size)."""
+
+    frame: int
+    adapt_scale: float = 1.0
+
+
+_KEYF_COUNT = struct.Struct("<I")
+_KEYF_ENTRY = struct.Struct("<If")
+
+
 def motion_frame_count(frame_count: int, motion_stride: int) -> int:
     """Frames that carry keypoints: ``ceil(frame_count / motion_stride)``.
 
@@ -274,13 +290,25 @@ class Bitstream:
     motion: QuantizedMotion
     motion_coding: str = "lzma2"
     audio: AudioTrack | None = None
+    #: Where the second and later source images take over (one per image after the first,
+    #: which starts at frame 0 with ``header.adapt_scale``).
+    keyframes: list[Keyframe] = field(default_factory=list)
     #: Bytes per part (:func:`section_sizes`) of the stream this one was read from, if any.
     sizes: dict[str, int] | None = field(default=None, compare=False, repr=False)
 
     @property
     def version(self) -> int:
         """The format version this stream is written with."""
+        if self.keyframes:
+            return 3
         return 1 if self.motion_coding == "lzma2" else 2
+
+    def segments(self) -> list[tuple[int, int, float]]:
+        """``(first frame, end frame, adapt_scale)`` of the run of frames each source image
+        drives, in order; together they cover ``0..frame_count``."""
+        starts = [Keyframe(0, self.header.adapt_scale), *self.keyframes]
+        ends = [k.frame for k in starts[1:]] + [self.header.frame_count]
+        return [(k.frame, end, k.adapt_scale) for k, end in zip(starts, ends, strict=True)]
 
     def validate(self) -> None:
         """Raise ValueError unless the header, images and motion agree with each other."""
@@ -301,6 +329,7 @@ class Bitstream:
                 raise ValueError("a source image has no data")
             if len(img.data) + 1 > U32_MAX:
                 raise ValueError("a source image is too large for one chunk")
+        self._validate_keyframes()
         m = self.motion
         if not isinstance(m, QuantizedMotion):
             raise ValueError("motion must be a QuantizedMotion")
@@ -321,6 +350,47 @@ class Bitstream:
             raise ValueError(f"motion.clipped {m.clipped} != header.clipped {h.clipped}")
         if self.audio is not None:
             self.audio.validate()
+
+    def _validate_keyframes(self) -> None:
+        h = self.header
+        if len(self.keyframes) != len(self.source_images) - 1:
+            raise ValueError(
+                f"{len(self.source_images)} source images need {len(self.source_images) - 1} "
+                f"keyframes after the first, got {len(self.keyframes)}"
+            )
+        previous = 0
+        for key in self.keyframes:
+            if not isinstance(key, Keyframe):
+                raise ValueError("keyframes must hold Keyframe objects")
+            _check_int("keyframe frame", key.frame, previous + 1, h.frame_count - 1)
+            if key.frame % h.motion_stride:
+                raise ValueError(
+                    f"keyframe at frame {key.frame} is not on a motion frame (stride "
+                    f"{h.motion_stride})"
+                )
+            scale = key.adapt_scale
+            if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+                raise ValueError(f"keyframe adapt_scale must be a float, got {scale!r}")
+            if not (math.isfinite(scale) and 0 < scale <= FLOAT32_MAX) or _to_f32(scale) == 0:
+                raise ValueError(f"keyframe adapt_scale must be finite and > 0, got {scale}")
+            previous = key.frame
+
+
+def _pack_keyframes(keyframes: list[Keyframe]) -> bytes:
+    entries = (_KEYF_ENTRY.pack(k.frame, k.adapt_scale) for k in keyframes)
+    return _KEYF_COUNT.pack(len(keyframes)) + b"".join(entries)
+
+
+def _unpack_keyframes(payload: bytes) -> list[Keyframe]:
+    if len(payload) < _KEYF_COUNT.size:
+        raise BitstreamError("KEYF chunk is shorter than its count")
+    (count,) = _KEYF_COUNT.unpack_from(payload)
+    if len(payload) != _KEYF_COUNT.size + count * _KEYF_ENTRY.size:
+        raise BitstreamError(f"KEYF chunk of {len(payload)} bytes does not hold {count} entries")
+    return [
+        Keyframe(*_KEYF_ENTRY.unpack_from(payload, _KEYF_COUNT.size + i * _KEYF_ENTRY.size))
+        for i in range(count)
+    ]
 
 
 # ---------------------------------------------------------------- header
@@ -489,6 +559,8 @@ def pack(stream: Bitstream) -> bytes:
     parts = [MAGIC, bytes([stream.version]), _chunk(TAG_HEAD, _pack_header(stream.header))]
     for img in stream.source_images:
         parts.append(_chunk(TAG_SIMG, bytes([IMAGE_CODEC_IDS[img.codec]]) + img.data))
+    if stream.keyframes:
+        parts.append(_chunk(TAG_KEYF, _pack_keyframes(stream.keyframes)))
     if stream.motion_coding == "lzma2":
         parts.append(_chunk(TAG_MOTN, encode_motion(stream.motion)))
     else:
@@ -522,6 +594,7 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
     pos = 5
     header: StreamHeader | None = None
     images: list[EncodedImage] = []
+    keyframes: list[Keyframe] | None = None
     motion_payload: bytes | None = None
     motion_tag = TAG_MOTN
     version = data[4]
@@ -549,8 +622,8 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
             header = _unpack_header(payload)
             sizes["header"] += len(payload)
         elif tag == TAG_SIMG:
-            if motion_payload is not None:
-                raise BitstreamError("SIMG chunk after MOTN")
+            if motion_payload is not None or keyframes is not None:
+                raise BitstreamError("SIMG chunk after the KEYF or motion chunk")
             if len(payload) < 2:
                 raise BitstreamError("empty SIMG chunk")
             codec = _IMAGE_CODEC_NAMES.get(payload[0])
@@ -558,6 +631,13 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
                 raise BitstreamError(f"unknown source image codec id {payload[0]}")
             images.append(EncodedImage(codec, payload[1:]))
             sizes["image"] += len(payload)
+        elif tag == TAG_KEYF:
+            if version < 3:
+                raise BitstreamError(f"KEYF chunk in a version {version} stream")
+            if keyframes is not None or motion_payload is not None:
+                raise BitstreamError("KEYF chunk after another KEYF or the motion chunk")
+            keyframes = _unpack_keyframes(payload)
+            sizes["header"] += len(payload)
         elif tag in (TAG_MOTN, TAG_MOTA):
             if motion_payload is not None:
                 raise BitstreamError("more than one motion chunk (MOTN/MOTA)")
@@ -584,6 +664,10 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
             sizes["container"] += len(payload)
         else:
             raise BitstreamError(f"unknown critical chunk {tag!r}")
+    if len(images) > 1 and keyframes is None:
+        raise BitstreamError(f"{len(images)} source images but no KEYF chunk to place them")
+    if version == 3 and not keyframes:
+        raise BitstreamError("a version 3 stream without keyframes (KEYF)")
     if motion_tag == TAG_MOTA:
         motion = decode_motion_range(motion_payload, header)
         coding = "range"
@@ -596,8 +680,13 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
         motion=motion,
         motion_coding=coding,
         audio=audio,
+        keyframes=keyframes or [],
         sizes=sizes,
     )
+    try:
+        stream._validate_keyframes()
+    except ValueError as exc:
+        raise BitstreamError(f"invalid keyframes: {exc}") from exc
     return stream, sizes
 
 
@@ -626,7 +715,7 @@ def section_sizes(data: bytes) -> dict[str, int]:
     """Bytes per part of a valid stream; the values sum to ``len(data)``.
 
     Keys: ``container`` (magic, version, chunk framing, END and skipped ancillary chunks),
-    ``header`` (HEAD payload), ``image`` (SIMG payloads, codec byte included), ``motion``
+    ``header`` (HEAD and KEYF payloads), ``image`` (SIMG payloads, codec byte included), ``motion``
     (MOTN payload).
     """
     return _parse_safely(data)[1]

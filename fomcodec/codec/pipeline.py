@@ -21,11 +21,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -39,19 +41,21 @@ from fomcodec.codec.frame_interpolation import (
     is_power_of_two,
 )
 from fomcodec.codec.image_codec import DEFAULT_CODEC, DEFAULT_QUALITY, decode_image, encode_image
+from fomcodec.codec.keyframes import DEFAULT_REFRESH_DB, RefreshMonitor, check_step
 from fomcodec.codec.motion import apply_relative_motion, movement_scale, relative_motion
 from fomcodec.codec.presets import DEFAULT_PRESET
 from fomcodec.codec.presets import preset as get_preset
 from fomcodec.codec.quantization import QuantizationParams, dequantize_motion, quantize_motion
-from fomcodec.codec.refinement import refine_motion
+from fomcodec.codec.refinement import quantised_motion, refine_motion
 from fomcodec.errors import FomcError, InputError, ModelMismatchError
 from fomcodec.fileio import check_output_path, write_bytes_atomic
-from fomcodec.media.crop import CropBox
+from fomcodec.media.crop import CropBox, CropSchedule
+from fomcodec.media.shots import DEFAULT_CUT_THRESHOLD, CutDetector
 from fomcodec.media.video_io import VideoOutput, iter_batches, probe_video, read_frames
 from fomcodec.nets.fomm import FOMM
 from fomcodec.nets.keypoint_detector import Keypoints
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
-from fomcodec.tensors import frames_to_images, images_to_frames
+from fomcodec.tensors import frames_to_images, image_psnr, images_to_frames
 from fomcodec.zoo import DEFAULT_MODEL, load_model
 
 ModelSpec = str | os.PathLike | FOMM
@@ -78,6 +82,7 @@ class CodingStats:
     sizes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     clipped: int = 0
+    keyframes: int = 1
 
     @property
     def duration(self) -> float:
@@ -98,9 +103,83 @@ class CodingStats:
             f"{self.total_bytes} B, {self.kbps():.2f} kbit/s ({parts}) "
             f"in {self.seconds:.1f} s, {speed:.1f} frames/s"
         )
+        if self.keyframes > 1:
+            line += f"; {self.keyframes} keyframes"
         if self.clipped:
             line += f"; {self.clipped} values clipped to the int16 range"
         return line
+
+
+class SourceRenderer:
+    """The generator bound to one decoded source image: its keypoints and features are
+    computed once, then frames are rendered for any motion. The decoder renders every frame
+    with it; the encoder renders a few, to see what the decoder will show (keyframe refresh).
+    """
+
+    def __init__(
+        self,
+        model: FOMM,
+        source_rgb: np.ndarray,
+        device: torch.device,
+        bf16: bool,
+        relative: bool = True,
+        scale: float = 1.0,
+    ) -> None:
+        size = model.config.image_size
+        if source_rgb.shape[:2] != (size, size):
+            raise FomcError(
+                f"source image is {source_rgb.shape[1]}x{source_rgb.shape[0]}, "
+                f"model '{model.model_name}' works at {size}x{size}"
+            )
+        self.model = model
+        self.device = device
+        self.bf16 = bf16
+        self.relative = relative
+        self.scale = scale
+        self.source = frames_to_images(source_rgb[None], device)
+        with torch.no_grad():
+            self.kp_source = model.kp_detector(self.source)
+        self._features: tuple[object, torch.Tensor | None] | None = None
+
+    @torch.no_grad()
+    def _source_features(self) -> tuple[torch.Tensor, object, torch.Tensor | None]:
+        generator = self.model.generator
+        source = self.source
+        if self.device.type == "cpu":
+            source = source.contiguous(memory_format=torch.channels_last)
+        if self._features is None:
+            with autocast(self.device, self.bf16):
+                features = generator.encode_source(source)
+                small = (
+                    generator.dense_motion_network.downsample(source)
+                    if generator.dense_motion_network is not None
+                    else None
+                )
+            self._features = (features, small)
+        return source, *self._features
+
+    @torch.no_grad()
+    def render(self, motion: Keypoints) -> torch.Tensor:
+        """Frames (B, 3, H, W) float in [0, 1] for B motion entries (relative motion, or
+        absolute keypoints when ``relative`` is False)."""
+        source, features, small = self._source_features()
+        motion = motion.to(self.device)
+        kp_driving = (
+            apply_relative_motion(motion, self.kp_source, self.scale) if self.relative else motion
+        )
+        with autocast(self.device, self.bf16):
+            out = self.model.generator.decode(source, features, kp_driving, self.kp_source, small)
+        return out["prediction"].float().clamp(0, 1)
+
+
+@dataclass
+class _Segment:
+    """The source image the encoder is coding against, and its closed-loop checks."""
+
+    start: int
+    renderer: SourceRenderer
+    kp_initial: Keypoints
+    monitor: RefreshMonitor | None
 
 
 class Encoder:
@@ -109,7 +188,13 @@ class Encoder:
     ::
 
         frames --kp_detector--> keypoints --relative_motion--> quantize --> pack
-        frame 0 --image codec--> source image
+        keyframes (frame 0, shot cuts, refresh, max interval) --image codec--> source images
+
+    A new source image (keyframe) starts at a shot cut (``cut_threshold``, see
+    :mod:`fomcodec.media.shots`, or a frame in ``shot_starts``), when ``max_keyframe_interval``
+    seconds have passed, and, closed loop, when what the decoder would show has fallen
+    ``refresh_db`` dB below its quality just after the last keyframe (checked a few times a
+    second by rendering the quantised motion).
     """
 
     def __init__(
@@ -128,6 +213,9 @@ class Encoder:
         jacobians: bool = True,
         smoothing: float = 0.0,
         audio_bit_rate: int | None = DEFAULT_AUDIO_BITRATE,
+        refresh_db: float | None = DEFAULT_REFRESH_DB,
+        max_keyframe_interval: float | None = None,
+        cut_threshold: float | None = DEFAULT_CUT_THRESHOLD,
     ) -> None:
         if batch_size < 1 or motion_stride < 1:
             raise ValueError("batch_size and motion_stride must be positive")
@@ -138,11 +226,22 @@ class Encoder:
         self.preset = get_preset(preset)
         if smoothing < 0:
             raise ValueError(f"smoothing must be >= 0, not {smoothing}")
+        for name, value in (
+            ("refresh_db", refresh_db),
+            ("max_keyframe_interval", max_keyframe_interval),
+            ("cut_threshold", cut_threshold),
+        ):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0 or None (off), not {value}")
         self.motion_coding = motion_coding
         self.jacobians = jacobians
         self.smoothing = smoothing
         self.audio_bit_rate = audio_bit_rate
+        self.refresh_db = refresh_db
+        self.max_keyframe_interval = max_keyframe_interval
+        self.cut_threshold = cut_threshold
         self.device = resolve_device(device)
+        self.bf16 = bf16_supported(self.device)
         self.model = _resolve_model(model, self.device)
         self.batch_size = batch_size
         self.image_codec = image_codec
@@ -156,56 +255,137 @@ class Encoder:
     def _keypoints(self, frames: torch.Tensor) -> Keypoints:
         return self.model.kp_detector(frames)
 
+    def _start_segment(
+        self, frame: np.ndarray, kp_frame: Keypoints, index: int
+    ) -> tuple[_Segment, bs.EncodedImage]:
+        source = encode_image(frame, self.image_codec, self.image_quality)
+        renderer = SourceRenderer(
+            self.model, decode_image(source), self.device, self.bf16, self.relative
+        )
+        if self.relative and self.adapt_scale:
+            renderer.scale = movement_scale(renderer.kp_source, kp_frame)
+        monitor = RefreshMonitor(self.refresh_db) if self.refresh_db else None
+        return _Segment(index, renderer, kp_frame, monitor), source
+
+    def _motion(self, segment: _Segment, kp: Keypoints, targets: torch.Tensor) -> Keypoints:
+        """What is sent for these frames of ``segment``: relative (or absolute) motion,
+        refined against ``targets`` by the preset."""
+        motion = relative_motion(kp, segment.kp_initial) if self.relative else kp
+        if not self.jacobians:
+            motion = Keypoints(motion.value)
+        if self.preset.refine_steps:
+            motion, _ = refine_motion(
+                self.model,
+                segment.renderer.source,
+                segment.renderer.kp_source,
+                motion,
+                targets,
+                self.preset.refine_steps,
+                self.preset.learning_rate,
+                self.quantization,
+                segment.renderer.scale if self.relative else None,
+            )
+        return motion
+
+    def _refresh_point(
+        self,
+        segment: _Segment,
+        motion: Keypoints,
+        targets: torch.Tensor,
+        first_frame: int,
+        every: int,
+    ) -> int | None:
+        """Closed loop: the first of these motion frames (``first_frame`` is the first's frame
+        index; every ``every``-th frame of the segment is checked) where ``segment`` should
+        give way to a new keyframe, or None."""
+        if segment.monitor is None:
+            return None
+        offsets = [
+            i
+            for i in range(len(targets))
+            if (first_frame + i * self.motion_stride - segment.start) % every == 0
+            and first_frame + i * self.motion_stride > segment.start
+        ]
+        if not offsets:
+            return None
+        rendered = segment.renderer.render(quantised_motion(motion[offsets], self.quantization))
+        for offset, psnr in zip(offsets, image_psnr(rendered, targets[offsets]), strict=True):
+            if segment.monitor.due(float(psnr)):
+                return offset
+        return None
+
     def encode_frames(
-        self, frames: Iterable[np.ndarray], fps: Fraction, progress: ProgressCallback | None = None
+        self,
+        frames: Iterable[np.ndarray],
+        fps: Fraction,
+        progress: ProgressCallback | None = None,
+        shot_starts: Iterable[int] = (),
     ) -> bs.Bitstream:
-        """Encode an iterable of (S, S, 3) uint8 RGB frames at the model's size S."""
+        """Encode an iterable of (S, S, 3) uint8 RGB frames at the model's size S;
+        ``shot_starts``: frames known to start a new shot (each gets a keyframe)."""
         size = self.model.config.image_size
-        source: bs.EncodedImage | None = None
+        stride = self.motion_stride
+        forced = set(shot_starts)
+        cuts = CutDetector(fps, self.cut_threshold) if self.cut_threshold else None
+        max_gap = (
+            max(1, round(self.max_keyframe_interval * float(fps)))
+            if self.max_keyframe_interval
+            else math.inf
+        )
+        every = check_step(float(fps), stride)
+        images: list[bs.EncodedImage] = []
+        segments: list[_Segment] = []
         collected: list[Keypoints] = []
+        segment: _Segment | None = None
+        cut_pending = False
         frame_count = 0
-        scale = 1.0
         for batch in iter_batches(frames, self.batch_size):
             if batch.shape[1:] != (size, size, 3):
                 raise InputError(f"frames must be {size}x{size} RGB, got {batch.shape[1:]}")
-            first_index = -frame_count % self.motion_stride
-            kept = frames_to_images(batch[first_index :: self.motion_stride], self.device)
-            kp = self._keypoints(kept) if len(kept) else None
-            if source is None:
-                source = encode_image(batch[0], self.image_codec, self.image_quality)
-                decoded = frames_to_images(decode_image(source)[None], self.device)
-                kp_source = self._keypoints(decoded)
-                kp_initial = kp[0]
-                if self.relative and self.adapt_scale:
-                    scale = movement_scale(kp_source, kp_initial)
-            if kp is not None:
-                motion = relative_motion(kp, kp_initial) if self.relative else kp
-                if not self.jacobians:
-                    motion = Keypoints(motion.value)
-                if self.preset.refine_steps:
-                    motion, _ = refine_motion(
-                        self.model,
-                        decoded,
-                        kp_source,
-                        motion,
-                        kept,
-                        self.preset.refine_steps,
-                        self.preset.learning_rate,
-                        self.quantization,
-                        scale if self.relative else None,
-                    )
+            kept: list[int] = []
+            new_shot: list[bool] = []
+            for i, frame in enumerate(batch):
+                is_cut = cuts is not None and cuts.is_cut(frame)
+                cut_pending = cut_pending or is_cut or frame_count + i in forced
+                if (frame_count + i) % stride == 0:
+                    kept.append(i)
+                    new_shot.append(cut_pending)
+                    cut_pending = False
+            targets = frames_to_images(batch[kept], self.device)
+            kp = self._keypoints(targets) if kept else None
+            frame_of = [frame_count + i for i in kept]
+            j = 0
+            while j < len(kept):
+                if segment is None or new_shot[j] or frame_of[j] - segment.start >= max_gap:
+                    segment, image = self._start_segment(batch[kept[j]], kp[j : j + 1], frame_of[j])
+                    segments.append(segment)
+                    images.append(image)
+                end = j + 1
+                while (
+                    end < len(kept)
+                    and not new_shot[end]
+                    and frame_of[end] - segment.start < max_gap
+                ):
+                    end += 1
+                motion = self._motion(segment, kp[j:end], targets[j:end])
+                refresh = self._refresh_point(segment, motion, targets[j:end], frame_of[j], every)
+                if refresh is not None:
+                    motion = motion[:refresh]
+                    end = j + refresh
+                    new_shot[end] = True
                 collected.append(motion.to("cpu"))
+                j = end
             frame_count += len(batch)
             if progress:
                 progress(len(batch))
-        if source is None:
+        if segment is None:
             raise InputError("the video has no frames")
         motion = Keypoints(
             torch.cat([k.value for k in collected]),
             None if collected[0].jacobian is None else torch.cat([k.jacobian for k in collected]),
         )
         if self.smoothing and not self.preset.refine_steps:
-            motion = smooth_motion(motion, self.smoothing)
+            motion = _smooth_segments(motion, [s.start // stride for s in segments], self.smoothing)
         quantized = quantize_motion(
             motion.value.numpy(),
             None if motion.jacobian is None else motion.jacobian.numpy(),
@@ -221,34 +401,38 @@ class Encoder:
             num_kp=self.model.config.num_kp,
             relative_motion=self.relative,
             has_jacobians=quantized.jacobians is not None,
-            motion_stride=self.motion_stride,
+            motion_stride=stride,
             quantization=self.quantization,
-            adapt_scale=scale,
+            adapt_scale=segments[0].renderer.scale,
             clipped=quantized.clipped,
         )
         return bs.Bitstream(
             header=header,
-            source_images=[source],
+            source_images=images,
             motion=quantized,
             motion_coding=self.motion_coding,
+            keyframes=[bs.Keyframe(s.start, s.renderer.scale) for s in segments[1:]],
         )
 
     def encode_file(
         self,
         src: str | os.PathLike,
         dst: str | os.PathLike,
-        crop: CropBox | None = None,
+        crop: CropBox | CropSchedule | None = None,
         overwrite: bool = False,
         max_frames: int | None = None,
         progress: ProgressCallback | None = None,
     ) -> CodingStats:
         """Encode a video file to a ``.fomc`` file (written atomically), with its sound as
-        Opus unless ``audio_bit_rate`` is None (or the file has none)."""
+        Opus unless ``audio_bit_rate`` is None (or the file has none). A
+        :class:`~fomcodec.media.crop.CropSchedule` crops each shot with its own box and
+        starts a keyframe where the box changes."""
         started = time.perf_counter()
         check_output_path(dst, overwrite)
         info = probe_video(src)
         frames = read_frames(src, self.model.config.image_size, crop, max_frames)
-        stream = self.encode_frames(frames, info.fps, progress)
+        shot_starts = crop.starts if isinstance(crop, CropSchedule) else ()
+        stream = self.encode_frames(frames, info.fps, progress, shot_starts)
         if self.audio_bit_rate:
             duration = stream.header.frame_count / float(stream.header.fps)
             stream.audio = encode_audio(src, info.start_time, duration, self.audio_bit_rate)
@@ -262,6 +446,7 @@ class Encoder:
             bs.section_sizes(data),
             time.perf_counter() - started,
             stream.motion.clipped,
+            keyframes=len(stream.source_images),
         )
 
 
@@ -279,6 +464,17 @@ def smooth_motion(motion: Keypoints, sigma: float) -> Keypoints:
 
     return Keypoints(
         smooth(motion.value), None if motion.jacobian is None else smooth(motion.jacobian)
+    )
+
+
+def _smooth_segments(motion: Keypoints, starts: list[int], sigma: float) -> Keypoints:
+    """:func:`smooth_motion` within each segment (motion frames ``starts[i]`` up to the next
+    start): motion is relative to a different frame in each."""
+    bounds = [*starts, len(motion)]
+    parts = [smooth_motion(motion[a:b], sigma) for a, b in pairwise(bounds)]
+    return Keypoints(
+        torch.cat([p.value for p in parts]),
+        None if motion.jacobian is None else torch.cat([p.jacobian for p in parts]),
     )
 
 
@@ -395,64 +591,32 @@ class Decoder:
         """Yield decoded (H, W, 3) uint8 batches of frames, ``batch_size`` at a time."""
         header = stream.header
         model = self.model_for(header)
-        source_rgb = decode_image(stream.source_images[0])
-        size = model.config.image_size
-        if source_rgb.shape[:2] != (size, size):
-            raise FomcError(
-                f"source image is {source_rgb.shape[1]}x{source_rgb.shape[0]}, "
-                f"model '{model.model_name}' works at {size}x{size}"
-            )
-        source = frames_to_images(source_rgb[None], self.device)
-        kp_source = model.kp_detector(source)
+        stride = header.motion_stride
         values, jacobians = dequantize_motion(stream.motion, header.quantization)
         motion = Keypoints(
             torch.from_numpy(values), None if jacobians is None else torch.from_numpy(jacobians)
         )
         method = self.inbetween_method(header)
-        if method == "keypoints":
-            motion = _interpolate_motion(motion, header.motion_stride, header.frame_count)
-        generated = self._generate(model, source, kp_source, motion, header)
-        if method == "interpolator":
-            synthesize = self.synthesizer()
-            generated = fill_frames(generated, header.motion_stride, header.frame_count, synthesize)
-        for frames in generated:
-            for start in range(0, len(frames), self.batch_size):
-                batch = images_to_frames(frames[start : start + self.batch_size])
-                if progress:
-                    progress(len(batch))
-                yield batch
-
-    def _generate(
-        self,
-        model: FOMM,
-        source: torch.Tensor,
-        kp_source: Keypoints,
-        motion: Keypoints,
-        header: bs.StreamHeader,
-    ) -> Iterator[torch.Tensor]:
-        """Generator output (B, 3, H, W) float batches, one frame per motion entry."""
-        generator = model.generator
-        source_in = (
-            source.contiguous(memory_format=torch.channels_last)
-            if self.device.type == "cpu"
-            else source
-        )
-        with autocast(self.device, self.bf16):
-            features = generator.encode_source(source_in)
-            small = (
-                generator.dense_motion_network.downsample(source_in)
-                if generator.dense_motion_network is not None
-                else None
+        for (start, end, scale), image in zip(stream.segments(), stream.source_images, strict=True):
+            renderer = SourceRenderer(
+                model, decode_image(image), self.device, self.bf16, header.relative_motion, scale
             )
-        for start in range(0, motion.value.shape[0], self.batch_size):
-            chunk = motion[start : start + self.batch_size].to(self.device)
-            if header.relative_motion:
-                kp_driving = apply_relative_motion(chunk, kp_source, header.adapt_scale)
-            else:
-                kp_driving = chunk
-            with autocast(self.device, self.bf16):
-                out = generator.decode(source_in, features, kp_driving, kp_source, small)
-            yield out["prediction"].float().clamp(0, 1)
+            frames = end - start
+            segment_motion = motion[start // stride : bs.motion_frame_count(end, stride)]
+            if method == "keypoints":
+                segment_motion = _interpolate_motion(segment_motion, stride, frames)
+            generated = (
+                renderer.render(segment_motion[i : i + self.batch_size])
+                for i in range(0, len(segment_motion), self.batch_size)
+            )
+            if method == "interpolator":
+                generated = fill_frames(generated, stride, frames, self.synthesizer())
+            for batch in generated:
+                for i in range(0, len(batch), self.batch_size):
+                    out = images_to_frames(batch[i : i + self.batch_size])
+                    if progress:
+                        progress(len(out))
+                    yield out
 
     def decode_file(
         self,

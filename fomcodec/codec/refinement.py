@@ -37,7 +37,7 @@ def reconstruction_error(
     return (prediction["prediction"].float() - frames).abs().mean(dim=(1, 2, 3))
 
 
-def _quantised(motion: Keypoints, params: QuantizationParams) -> Keypoints:
+def quantised_motion(motion: Keypoints, params: QuantizationParams) -> Keypoints:
     """``motion`` as the decoder will see it: quantised to int16 and back."""
     jacobian = None if motion.jacobian is None else motion.jacobian.detach().cpu().numpy()
     quantized = quantize_motion(motion.value.detach().cpu().numpy(), jacobian, params)
@@ -70,7 +70,7 @@ def refine_motion(
     params = quantization or QuantizationParams()
     with torch.no_grad():
         features = model.generator.encode_source(source)
-        best = _quantised(motion, params)
+        best = quantised_motion(motion, params)
         best_error = reconstruction_error(model, source, features, kp_source, best, frames, scale)
     if steps <= 0:
         return best, best_error
@@ -94,7 +94,7 @@ def refine_motion(
             if step % check_every and step != steps:
                 continue
             with torch.no_grad():
-                candidate = _quantised(Keypoints(value, jacobian), params)
+                candidate = quantised_motion(Keypoints(value, jacobian), params)
                 candidate_error = reconstruction_error(
                     model, source, features, kp_source, candidate, frames, scale
                 )

@@ -10,7 +10,9 @@ detector to latch on to, and nothing costly for the source-image coder) or with 
 from __future__ import annotations
 
 import numbers
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Literal
 
 import numpy as np
@@ -39,6 +41,31 @@ class CropBox:
     def __str__(self) -> str:
         """``"x,y,size"``, the form :func:`parse_crop_box` reads."""
         return f"{self.x},{self.y},{self.size}"
+
+
+@dataclass(frozen=True)
+class CropSchedule:
+    """One crop per shot: ``boxes[i]`` (None: the centre square) from frame ``starts[i]`` up
+    to the next start; ``starts`` begins at 0 and increases."""
+
+    starts: tuple[int, ...]
+    boxes: tuple[CropBox | None, ...]
+
+    def __post_init__(self) -> None:
+        if not self.starts or self.starts[0] != 0 or len(self.starts) != len(self.boxes):
+            raise ValueError("a crop schedule needs one box per start, the first at frame 0")
+        if any(b <= a for a, b in pairwise(self.starts)):
+            raise ValueError(f"crop schedule starts must increase, got {self.starts}")
+
+    def box_at(self, frame: int) -> CropBox | None:
+        """The box for frame index ``frame``."""
+        return self.boxes[bisect_right(self.starts, frame) - 1]
+
+    def __str__(self) -> str:
+        return "; ".join(
+            f"from frame {start}: {box or 'centre'}"
+            for start, box in zip(self.starts, self.boxes, strict=True)
+        )
 
 
 def centre_square(width: int, height: int) -> CropBox:

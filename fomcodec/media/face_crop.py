@@ -30,13 +30,15 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 
 from fomcodec.errors import InputError
-from fomcodec.media.crop import CropBox, parse_crop_box
+from fomcodec.media.crop import CropBox, CropSchedule, parse_crop_box
 from fomcodec.media.face_detection import FaceBox, FaceDetector, load_face_detector
+from fomcodec.media.shots import DEFAULT_CUT_THRESHOLD, find_shots
 from fomcodec.media.video_io import VideoInfo, probe_video, read_whole_frames
 
 SIDE_FACTOR = 1.8  # crop side / face box side (Haar units): VoxCeleb-like margin
@@ -281,6 +283,51 @@ def find_crop(
         overhang=overhang,
         track=track,
     )
+
+
+def find_crop_schedule(
+    path: str | os.PathLike,
+    detector: FaceDetector | None = None,
+    *,
+    preference: str = "auto",
+    device: str = "cpu",
+    cut_threshold: float = DEFAULT_CUT_THRESHOLD,
+    sample_fps: float = DEFAULT_SAMPLE_FPS,
+    margin: float = 1.0,
+) -> CropBox | CropSchedule:
+    """One crop box per shot (shots split at hard cuts, :func:`~fomcodec.media.shots.find_shots`),
+    so each person is framed in their own shot; the clip's single box (:func:`find_crop`)
+    when it has one shot. A shot where no face is found reliably takes the box of the main
+    face over the whole clip. InputError when no face is found at all.
+    """
+    source = Path(path)
+    starts = find_shots(source, cut_threshold)
+    detector = detector or load_face_detector(preference, device=device)
+    if len(starts) == 1:
+        return find_crop(source, detector, margin=margin).box
+    info = probe_video(source)
+    every = max(1, round(float(info.fps or 25) / sample_fps))
+    samples = []
+    for index, frame in read_whole_frames(source, detector.max_side, every=every):
+        sx, sy = info.width / frame.shape[1], info.height / frame.shape[0]
+        found = [_normalise(box.scaled(sx, sy), detector) for box in detector.detect(frame)]
+        samples.append((index, found))
+    clip_track = main_face(samples)
+    if not len(clip_track):
+        raise InputError(
+            f"{source}: no face found in {len(samples)} sampled frames ({detector.name}); "
+            f"{NO_FACE_HINT}"
+        )
+    fallback = box_for_track(clip_track, info.width, info.height, margin)[0]
+    boxes = []
+    for start, end in pairwise([*starts, math.inf]):
+        shot = [(i, found) for i, found in samples if start <= i < end]
+        track = main_face(shot)
+        if len(track) and len(track) >= MIN_SUPPORT * len(shot):
+            boxes.append(box_for_track(track, info.width, info.height, margin)[0])
+        else:
+            boxes.append(fallback)
+    return CropSchedule(tuple(starts), tuple(boxes))
 
 
 def auto_crop_box(

@@ -43,7 +43,7 @@ import numpy as np
 
 from fomcodec.errors import FomcError, InputError
 from fomcodec.fileio import atomic_output, check_output_path
-from fomcodec.media.crop import CropBox, centre_square, crop_and_resize
+from fomcodec.media.crop import CropBox, CropSchedule, centre_square, crop_and_resize
 
 DEFAULT_FPS = Fraction(25)
 LOSSY_ENCODERS = ("libx264", "libopenh264", "mpeg4")
@@ -185,14 +185,15 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
 def read_frames(
     path: str | os.PathLike,
     size: int = 256,
-    crop: CropBox | None = None,
+    crop: CropBox | CropSchedule | None = None,
     max_frames: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the video's frames one by one as (size, size, 3) uint8 RGB arrays.
 
     ``crop`` is a square in display pixels (None: the centre square of each frame; parts
-    past the edge repeat edge pixels); ``max_frames`` stops early. Only one decoded frame is
-    held at a time. File errors (InputError) are raised on iteration, not by this call.
+    past the edge repeat edge pixels), or one per shot; ``max_frames`` stops early. Only one
+    decoded frame is held at a time. File errors (InputError) are raised on iteration, not by
+    this call.
     """
     if size < 1:
         raise ValueError(f"size must be positive, not {size}")
@@ -202,12 +203,13 @@ def read_frames(
 
 
 def _read_frames(
-    source: Path, size: int, crop: CropBox | None, max_frames: int | None
+    source: Path, size: int, crop: CropBox | CropSchedule | None, max_frames: int | None
 ) -> Iterator[np.ndarray]:
     with _open_video(source) as (container, stream):
         for index, frame in enumerate(_decode(container, stream, source)):
             rgb = _to_rgb(frame, _display_width(stream, frame.width))
-            box = crop or centre_square(rgb.shape[1], rgb.shape[0])
+            box = crop.box_at(index) if isinstance(crop, CropSchedule) else crop
+            box = box or centre_square(rgb.shape[1], rgb.shape[0])
             try:
                 out = crop_and_resize(rgb, box, size)
             except ValueError as err:

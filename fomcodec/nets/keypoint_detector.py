@@ -23,7 +23,7 @@ class Keypoints:
     value: torch.Tensor
     jacobian: torch.Tensor | None = None
 
-    def __getitem__(self, index: slice | int) -> Keypoints:
+    def __getitem__(self, index: slice | int | list[int]) -> Keypoints:
         index = slice(index, index + 1) if isinstance(index, int) else index
         jacobian = None if self.jacobian is None else self.jacobian[index]
         return Keypoints(self.value[index], jacobian)

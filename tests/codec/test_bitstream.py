@@ -17,9 +17,9 @@ from hypothesis.extra import numpy as hnp
 
 from fomcodec.codec import bitstream
 from fomcodec.codec.bitstream import (
-    FORMAT_VERSION,
     Bitstream,
     EncodedImage,
+    Keyframe,
     StreamHeader,
     load,
     motion_frame_count,
@@ -49,7 +49,7 @@ def split_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def join_chunks(chunks: list[tuple[bytes, bytes]], version: int = FORMAT_VERSION) -> bytes:
+def join_chunks(chunks: list[tuple[bytes, bytes]], version: int = 2) -> bytes:
     return b"FOMC" + bytes([version]) + b"".join(chunk(t, p) for t, p in chunks)
 
 
@@ -82,12 +82,16 @@ def make_stream(
         clipped=motion.clipped,
     )
     imgs = [EncodedImage("avif", bytes([i]) * (100 + i)) for i in range(images)]
-    return Bitstream(header, imgs, motion)
+    motion_frames = motion_frame_count(frame_count, stride)
+    keyframes = [
+        Keyframe(stride * (i * motion_frames // images), 1.0 + i / 8) for i in range(1, images)
+    ]
+    return Bitstream(header, imgs, motion, keyframes=keyframes)
 
 
 @pytest.fixture(scope="module")
 def packed() -> bytes:
-    return pack(make_stream(frame_count=12, k=3, images=2))
+    return pack(make_stream(frame_count=12, k=3))
 
 
 # ---------------------------------------------------------------- strategies
@@ -124,6 +128,10 @@ def streams(draw: st.DrawFn) -> Bitstream:
         adapt_scale=draw(st.floats(0, 2.0**100, width=32, exclude_min=True, allow_infinity=False)),
         clipped=clipped,
     )
+    starts = draw(st.lists(st.integers(1, max(1, t - 1)), max_size=3, unique=True))
+    keyframes = [
+        Keyframe(m * stride, draw(st.floats(0.5, 2.0, width=32))) for m in sorted(starts) if m < t
+    ]
     images = draw(
         st.lists(
             st.builds(
@@ -131,11 +139,12 @@ def streams(draw: st.DrawFn) -> Bitstream:
                 st.sampled_from(["png", "jpeg", "webp", "avif", "av1"]),
                 st.binary(min_size=1, max_size=64),
             ),
-            min_size=1,
-            max_size=3,
+            min_size=len(keyframes) + 1,
+            max_size=len(keyframes) + 1,
         )
     )
-    return Bitstream(header, images, QuantizedMotion(values, jacobians, clipped))
+    motion = QuantizedMotion(values, jacobians, clipped)
+    return Bitstream(header, images, motion, keyframes=keyframes)
 
 
 # ---------------------------------------------------------------- smoke / round trip
@@ -151,7 +160,8 @@ class TestRoundTrip:
     @pytest.mark.parametrize("jac", [True, False])
     @pytest.mark.parametrize("frame_count,stride", [(1, 1), (10, 3), (9, 3), (300, 2)])
     def test_variants(self, jac: bool, frame_count: int, stride: int) -> None:
-        s = make_stream(frame_count=frame_count, jac=jac, stride=stride, images=2)
+        images = 2 if motion_frame_count(frame_count, stride) > 1 else 1
+        s = make_stream(frame_count=frame_count, jac=jac, stride=stride, images=images)
         out = unpack(pack(s))
         assert out == s
         assert out.motion.num_frames == -(-frame_count // stride)
@@ -164,7 +174,8 @@ class TestRoundTrip:
         assert out == s
         sizes = section_sizes(data)
         assert sum(sizes.values()) == len(data)
-        assert sizes["header"] == 44 + len(s.header.model_name.encode())
+        keyframe_table = 4 + 8 * len(s.keyframes) if s.keyframes else 0
+        assert sizes["header"] == 44 + len(s.header.model_name.encode()) + keyframe_table
         assert sizes["image"] == sum(len(i.data) + 1 for i in s.source_images)
 
     def test_accepts_bytearray_and_memoryview(self, packed: bytes) -> None:
@@ -180,13 +191,14 @@ class TestRoundTrip:
         s.header.adapt_scale = 0.1
         assert unpack(pack(s)).header.adapt_scale == float(np.float32(0.1))
 
-    def test_section_sizes(self, packed: bytes) -> None:
+    def test_section_sizes(self) -> None:
+        packed = pack(make_stream(frame_count=12, k=3, images=2))
         sizes = section_sizes(packed)
         assert set(sizes) == {"container", "header", "image", "motion", "audio"}
         assert sizes["audio"] == 0
         assert sum(sizes.values()) == len(packed)
-        assert sizes["container"] == 5 + 12 * 5  # HEAD, 2x SIMG, MOTN, END
-        assert sizes["header"] == 44 + len("fomm.vox-256")
+        assert sizes["container"] == 5 + 12 * 6  # HEAD, 2x SIMG, KEYF, MOTN, END
+        assert sizes["header"] == 44 + len("fomm.vox-256") + 4 + 8  # HEAD + one KEYF entry
         assert sizes["image"] == 101 + 102
 
 
@@ -405,7 +417,7 @@ class TestDamage:
 
 
 class TestRejects:
-    @pytest.mark.parametrize("version", [0, 3, 255])
+    @pytest.mark.parametrize("version", [0, 4, 255])
     def test_wrong_version(self, packed: bytes, version: int) -> None:
         data = packed[:4] + bytes([version]) + packed[5:]
         with pytest.raises(UnsupportedVersionError, match=f"version {version}"):
@@ -461,7 +473,7 @@ class TestRejects:
             ([b"HEAD", b"SIMG", b"END ", b"MOTN"], "END chunk before the motion chunk"),
             ([b"HEAD", b"HEAD", b"SIMG", b"MOTN", b"END "], "duplicate HEAD"),
             ([b"HEAD", b"SIMG", b"MOTN", b"MOTN", b"END "], "more than one motion chunk"),
-            ([b"HEAD", b"SIMG", b"MOTN", b"SIMG", b"END "], "SIMG chunk after MOTN"),
+            ([b"HEAD", b"SIMG", b"MOTN", b"SIMG", b"END "], "SIMG chunk after the KEYF or motion"),
         ],
     )
     def test_chunk_order(self, packed: bytes, order: list[bytes], match: str) -> None:
@@ -556,3 +568,53 @@ class TestFiles:
 
 def test_module_has_no_torch() -> None:
     assert "torch" not in bitstream.__dict__
+
+
+class TestKeyframes:
+    def test_segments_cover_the_stream(self) -> None:
+        s = make_stream(frame_count=30, stride=2, images=3)
+        out = unpack(pack(s))
+        assert out.version == 3
+        assert [k.frame for k in out.keyframes] == [10, 20]
+        segments = out.segments()
+        assert [(a, b) for a, b, _ in segments] == [(0, 10), (10, 20), (20, 30)]
+        assert [scale for _, _, scale in segments] == [1.25, 1.125, 1.25]
+
+    @pytest.mark.parametrize(
+        "frames,match",
+        [
+            ([10], "not on a motion frame"),
+            ([0], "keyframe frame must be in"),
+            ([21, 12], "keyframe frame must be in"),
+            ([30], "keyframe frame must be in"),
+        ],
+    )
+    def test_misplaced_keyframes_are_refused(self, frames: list[int], match: str) -> None:
+        s = make_stream(frame_count=30, stride=3, images=len(frames) + 1)
+        s.keyframes = [Keyframe(f) for f in frames]
+        with pytest.raises(ValueError, match=match):
+            pack(s)
+        chunks = split_chunks(pack(make_stream(frame_count=30, stride=3, images=len(frames) + 1)))
+        table = struct.pack("<I", len(frames)) + b"".join(
+            struct.pack("<If", f, 1.0) for f in frames
+        )
+        bad = [(t, table if t == b"KEYF" else p) for t, p in chunks]
+        with pytest.raises(BitstreamError, match=match):
+            unpack(join_chunks(bad, version=3))
+
+    def test_a_keyframe_table_must_match_the_images(self) -> None:
+        chunks = split_chunks(pack(make_stream(frame_count=30, stride=2, images=3)))
+        one_image_less = [c for i, c in enumerate(chunks) if i != 2]
+        with pytest.raises(BitstreamError, match="3 source images need 2|2 source images need 1"):
+            unpack(join_chunks(one_image_less, version=3))
+        no_table = [c for c in chunks if c[0] != b"KEYF"]
+        with pytest.raises(BitstreamError, match="no KEYF chunk"):
+            unpack(join_chunks(no_table, version=3))
+        with pytest.raises(BitstreamError, match="KEYF chunk in a version 2 stream"):
+            unpack(join_chunks(chunks, version=2))
+        single = split_chunks(pack(make_stream(frame_count=30)))
+        with pytest.raises(BitstreamError, match="without keyframes"):
+            unpack(join_chunks(single, version=3))
+        truncated = [(t, p[:-3] if t == b"KEYF" else p) for t, p in chunks]
+        with pytest.raises(BitstreamError, match="does not hold 2 entries"):
+            unpack(join_chunks(truncated, version=3))
