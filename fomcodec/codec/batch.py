@@ -42,7 +42,7 @@ from typing import Any
 from fomcodec.codec import bitstream as bs
 from fomcodec.errors import FomcError, InputError
 from fomcodec.fileio import write_bytes_atomic
-from fomcodec.media.crop import CropBox, parse_crop_box
+from fomcodec.media.crop import CropBox, CropSchedule, parse_crop_box
 
 VIDEO_SUFFIXES = frozenset(
     {
@@ -76,7 +76,7 @@ class BatchOptions:
     Encoding: the ``Encoder`` knobs, ``max_frames``, and the crop: ``crops`` maps a clip's
     name (relative to IN_DIR) to ``"x,y,size"``; clips not in it get ``crop``: None or
     ``centre`` (the centre square), ``auto`` (the face crop of :mod:`fomcodec.media.face_crop`,
-    detector ``face_detector``) or ``x,y,size``. ``metrics`` adds PSNR/SSIM/MS-SSIM (and
+    one per shot, detector ``face_detector``) or ``x,y,size``. ``metrics`` adds PSNR/SSIM/MS-SSIM (and
     ``vmaf``) of the decoded stream against the encoder's input frames.
     Decoding: ``suffix`` of the videos written, ``bf16``. ``model`` None: the default model
     (encode) or each stream's own (decode).
@@ -302,7 +302,7 @@ class _Worker:
             self._decoders[key] = Decoder(model, device=o.device, bf16=o.bf16)
         return self._decoders[key]
 
-    def crop_for(self, job: BatchJob) -> CropBox | None:
+    def crop_for(self, job: BatchJob) -> CropBox | CropSchedule | None:
         o = self.options
         named = dict(o.crops)
         if job.name in named:
@@ -319,7 +319,7 @@ class _Worker:
             raise FomcError(f"the automatic face crop is not available: {exc}") from None
         if self._detector is None:
             self._detector = load_face_detector(o.face_detector, device="cpu")
-        return face_crop.auto_crop_box(job.source, self._detector)
+        return face_crop.find_crop_schedule(job.source, self._detector)
 
     def run(self, job: BatchJob, report: Report | None) -> ClipResult:
         started = time.perf_counter()
@@ -386,7 +386,10 @@ class _Worker:
         return result
 
     def _quality(
-        self, job: BatchJob, box: CropBox | None, progress: Callable[[int], None] | None
+        self,
+        job: BatchJob,
+        box: CropBox | CropSchedule | None,
+        progress: Callable[[int], None] | None,
     ) -> dict[str, float]:
         from fomcodec.codec import bitstream as bs
         from fomcodec.eval.metrics import QualityMeter

@@ -44,6 +44,7 @@ import numpy as np
 
 from fomcodec.codec import bitstream as bs
 from fomcodec.codec.image_codec import DEFAULT_CODEC, DEFAULT_QUALITY, decode_image, encode_image
+from fomcodec.codec.keyframes import DEFAULT_REFRESH_DB
 from fomcodec.codec.quantization import QuantizationParams
 from fomcodec.errors import FomcError, InputError
 from fomcodec.eval.baselines import ENCODERS, BaselineConfig, available_codecs, encode_decode
@@ -83,6 +84,7 @@ class FomcPoint:
     value_scale: int = bs.DEFAULT_QUANTIZATION[bs.DEFAULT_MOTION_CODING].value_scale
     jacobian_scale: int = bs.DEFAULT_QUANTIZATION[bs.DEFAULT_MOTION_CODING].jacobian_scale
     coding: str = bs.DEFAULT_MOTION_CODING
+    refresh_db: float = DEFAULT_REFRESH_DB or 0.0  # keyframe refresh (0: one source image)
 
     _KEYS = {
         "q": "quality",
@@ -105,21 +107,30 @@ class FomcPoint:
             raise ValueError(
                 f"motion coding must be one of {bs.MOTION_CODINGS}, not {self.coding!r}"
             )
+        if not self.refresh_db >= 0:
+            raise ValueError(f"refresh must be >= 0 dB, not {self.refresh_db}")
 
     @classmethod
     def parse(cls, text: str) -> FomcPoint:
-        """``"q=30,stride=2,vs=1000,js=100,coding=lzma2"`` (any subset; the rest default; vs
-        and js default to the coding's own)."""
+        """``"q=30,stride=2,vs=1000,js=100,coding=lzma2,refresh=2"`` (any subset; the rest
+        default; vs and js default to the coding's own; ``refresh`` in dB, 0 for none)."""
         values: dict[str, Any] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, sep, value = part.partition("=")
             if key.strip() == "coding" and sep:
                 values["coding"] = value.strip()
                 continue
+            if key.strip() == "refresh" and sep:
+                try:
+                    values["refresh_db"] = float(value)
+                except ValueError:
+                    raise ValueError(f"fomc point {text!r}: refresh must be a number") from None
+                continue
             name = cls._KEYS.get(key.strip())
             if not sep or name is None:
                 raise ValueError(
-                    f"fomc point {text!r}: expected q=N,stride=N,vs=N,js=N,coding=range|lzma2"
+                    f"fomc point {text!r}: expected q=N,stride=N,vs=N,js=N,"
+                    "coding=range|lzma2,refresh=DB"
                 )
             try:
                 values[name] = int(value)
@@ -134,9 +145,12 @@ class FomcPoint:
     @property
     def label(self) -> str:
         coding = "" if self.coding == bs.DEFAULT_MOTION_CODING else f" {self.coding}"
+        refresh = (
+            "" if self.refresh_db == (DEFAULT_REFRESH_DB or 0.0) else f" refresh{self.refresh_db:g}"
+        )
         return (
             f"q{self.quality} stride{self.motion_stride} "
-            f"vs{self.value_scale} js{self.jacobian_scale}{coding}"
+            f"vs{self.value_scale} js{self.jacobian_scale}{coding}{refresh}"
         )
 
 
@@ -344,6 +358,7 @@ def _fomc_run(
         quantization=QuantizationParams(point.value_scale, point.jacobian_scale),
         motion_coding=point.coding,
         motion_stride=point.motion_stride,
+        refresh_db=point.refresh_db or None,
     )
     data = bs.pack(encoder.encode_frames(iter(frames), fps))
     encoded = time.perf_counter()

@@ -278,3 +278,18 @@ def test_fomc_points_name_their_motion_coding() -> None:
     assert {p.coding for p in DEFAULT_FOMC_POINTS} == {"range", "lzma2"}
     with pytest.raises(ValueError, match="motion coding"):
         FomcPoint.parse("q=30,coding=zip")
+
+
+def test_fomc_points_set_keyframe_refresh() -> None:
+    from fomcodec.codec.keyframes import DEFAULT_REFRESH_DB
+    from fomcodec.eval.compare import FomcPoint
+
+    assert FomcPoint.parse("q=30").refresh_db == DEFAULT_REFRESH_DB
+    single = FomcPoint.parse("q=30,refresh=0")
+    assert single.refresh_db == 0 and single.label.endswith("refresh0")
+    assert "refresh" not in FomcPoint.parse("q=30").label
+    assert FomcPoint.parse("refresh=1.5").refresh_db == 1.5
+    with pytest.raises(ValueError, match="refresh must be a number"):
+        FomcPoint.parse("refresh=often")
+    with pytest.raises(ValueError, match=">= 0"):
+        FomcPoint(refresh_db=-1)
