@@ -19,6 +19,7 @@ from fomcodec.cli.common import (
     device_option,
     fail_cleanly,
     image_codec_option,
+    keep_heap_flat,
     load_model_option,
     model_option,
     overwrite_option,
@@ -84,6 +85,7 @@ def main() -> None:
     # The command owns its process, the library does not: SVT-AV1 (fomc compare's baseline)
     # prints its whole configuration at its default log level.
     os.environ.setdefault("SVT_LOG", "1")
+    keep_heap_flat()
 
 
 @main.command()

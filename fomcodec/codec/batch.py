@@ -76,8 +76,8 @@ class BatchOptions:
     Encoding: the ``Encoder`` knobs, ``max_frames``, and the crop: ``crops`` maps a clip's
     name (relative to IN_DIR) to ``"x,y,size"``; clips not in it get ``crop``: None or
     ``centre`` (the centre square), ``auto`` (the face crop of :mod:`fomcodec.media.face_crop`,
-    one per shot, detector ``face_detector``) or ``x,y,size``. ``metrics`` adds PSNR/SSIM/MS-SSIM (and
-    ``vmaf``) of the decoded stream against the encoder's input frames.
+    one per shot, detector ``face_detector``) or ``x,y,size``. ``metrics`` adds
+    PSNR/SSIM/MS-SSIM (and ``vmaf``) of the decoded stream against the encoder's input frames.
     Decoding: ``suffix`` of the videos written, ``bf16``. ``model`` None: the default model
     (encode) or each stream's own (decode).
     """
