@@ -41,7 +41,7 @@ from fomcodec.codec.frame_interpolation import (
     is_power_of_two,
 )
 from fomcodec.codec.image_codec import DEFAULT_CODEC, DEFAULT_QUALITY, decode_image, encode_image
-from fomcodec.codec.keyframes import DEFAULT_REFRESH_DB, RefreshMonitor, check_step
+from fomcodec.codec.keyframes import DEFAULT_REFRESH_DB, Check, RefreshMonitor, check_step
 from fomcodec.codec.motion import apply_relative_motion, movement_scale, relative_motion
 from fomcodec.codec.presets import DEFAULT_PRESET
 from fomcodec.codec.presets import preset as get_preset
@@ -180,6 +180,7 @@ class _Segment:
     renderer: SourceRenderer
     kp_initial: Keypoints
     monitor: RefreshMonitor | None
+    image: bs.EncodedImage
 
 
 class Encoder:
@@ -265,7 +266,7 @@ class Encoder:
         if self.relative and self.adapt_scale:
             renderer.scale = movement_scale(renderer.kp_source, kp_frame)
         monitor = RefreshMonitor(self.refresh_db) if self.refresh_db else None
-        return _Segment(index, renderer, kp_frame, monitor), source
+        return _Segment(index, renderer, kp_frame, monitor, source), source
 
     def _motion(self, segment: _Segment, kp: Keypoints, targets: torch.Tensor) -> Keypoints:
         """What is sent for these frames of ``segment``: relative (or absolute) motion,
@@ -287,18 +288,29 @@ class Encoder:
             )
         return motion
 
+    def _render_psnr(
+        self, segment: _Segment, motion: Keypoints, targets: torch.Tensor
+    ) -> list[float]:
+        """PSNR of what the decoder will show for ``motion`` in ``segment``."""
+        rendered = segment.renderer.render(quantised_motion(motion, self.quantization))
+        return [float(p) for p in image_psnr(rendered, targets)]
+
     def _refresh_point(
         self,
         segment: _Segment,
+        frames: np.ndarray,
+        kp: Keypoints,
         motion: Keypoints,
         targets: torch.Tensor,
         first_frame: int,
         every: int,
-    ) -> int | None:
-        """Closed loop: the first of these motion frames (``first_frame`` is the first's frame
-        index; every ``every``-th frame of the segment is checked) where ``segment`` should
-        give way to a new keyframe, or None."""
-        if segment.monitor is None:
+    ) -> tuple[int, _Segment] | None:
+        """Closed loop (:mod:`fomcodec.codec.keyframes`) over these sent frames (``frames``
+        RGB, ``kp`` detected, ``motion`` to be sent; ``first_frame`` is the first's index;
+        every ``every``-th frame of the segment is checked): the first where a new keyframe
+        is worth it, with its segment, or None."""
+        monitor = segment.monitor
+        if monitor is None:
             return None
         offsets = [
             i
@@ -308,10 +320,20 @@ class Encoder:
         ]
         if not offsets:
             return None
-        rendered = segment.renderer.render(quantised_motion(motion[offsets], self.quantization))
-        for offset, psnr in zip(offsets, image_psnr(rendered, targets[offsets]), strict=True):
-            if segment.monitor.due(float(psnr)):
-                return offset
+        scores = self._render_psnr(segment, motion[offsets], targets[offsets])
+        for offset, psnr in zip(offsets, scores, strict=True):
+            if monitor.try_due():
+                index = first_frame + offset * self.motion_stride
+                candidate, _ = self._start_segment(frames[offset], kp[offset : offset + 1], index)
+                recent = list(monitor.recent)
+                past = Keypoints.cat([c.keypoints for c in recent])
+                again = relative_motion(past, candidate.kp_initial) if self.relative else past
+                if not self.jacobians:
+                    again = Keypoints(again.value)
+                targets_past = torch.cat([c.target for c in recent])
+                if monitor.worth_it(self._render_psnr(candidate, again, targets_past)):
+                    return offset, candidate
+            monitor.record(Check(targets[offset : offset + 1], kp[offset : offset + 1], psnr))
         return None
 
     def encode_frames(
@@ -334,7 +356,7 @@ class Encoder:
         )
         every = check_step(float(fps), stride)
         images: list[bs.EncodedImage] = []
-        segments: list[_Segment] = []
+        keyframes: list[bs.Keyframe] = []
         collected: list[Keypoints] = []
         segment: _Segment | None = None
         cut_pending = False
@@ -354,12 +376,16 @@ class Encoder:
             targets = frames_to_images(batch[kept], self.device)
             kp = self._keypoints(targets) if kept else None
             frame_of = [frame_count + i for i in kept]
+            chosen: dict[int, _Segment] = {}
             j = 0
             while j < len(kept):
                 if segment is None or new_shot[j] or frame_of[j] - segment.start >= max_gap:
-                    segment, image = self._start_segment(batch[kept[j]], kp[j : j + 1], frame_of[j])
-                    segments.append(segment)
-                    images.append(image)
+                    if j in chosen:
+                        segment = chosen.pop(j)
+                    else:
+                        segment, _ = self._start_segment(batch[kept[j]], kp[j : j + 1], frame_of[j])
+                    images.append(segment.image)
+                    keyframes.append(bs.Keyframe(segment.start, segment.renderer.scale))
                 end = j + 1
                 while (
                     end < len(kept)
@@ -368,11 +394,21 @@ class Encoder:
                 ):
                     end += 1
                 motion = self._motion(segment, kp[j:end], targets[j:end])
-                refresh = self._refresh_point(segment, motion, targets[j:end], frame_of[j], every)
+                refresh = self._refresh_point(
+                    segment,
+                    batch[kept[j:end]],
+                    kp[j:end],
+                    motion,
+                    targets[j:end],
+                    frame_of[j],
+                    every,
+                )
                 if refresh is not None:
-                    motion = motion[:refresh]
-                    end = j + refresh
+                    offset, candidate = refresh
+                    motion = motion[:offset]
+                    end = j + offset
                     new_shot[end] = True
+                    chosen[end] = candidate
                 collected.append(motion.to("cpu"))
                 j = end
             frame_count += len(batch)
@@ -380,12 +416,10 @@ class Encoder:
                 progress(len(batch))
         if segment is None:
             raise InputError("the video has no frames")
-        motion = Keypoints(
-            torch.cat([k.value for k in collected]),
-            None if collected[0].jacobian is None else torch.cat([k.jacobian for k in collected]),
-        )
+        motion = Keypoints.cat(collected)
         if self.smoothing and not self.preset.refine_steps:
-            motion = _smooth_segments(motion, [s.start // stride for s in segments], self.smoothing)
+            starts = [k.frame // stride for k in keyframes]
+            motion = _smooth_segments(motion, starts, self.smoothing)
         quantized = quantize_motion(
             motion.value.numpy(),
             None if motion.jacobian is None else motion.jacobian.numpy(),
@@ -403,7 +437,7 @@ class Encoder:
             has_jacobians=quantized.jacobians is not None,
             motion_stride=stride,
             quantization=self.quantization,
-            adapt_scale=segments[0].renderer.scale,
+            adapt_scale=keyframes[0].adapt_scale,
             clipped=quantized.clipped,
         )
         return bs.Bitstream(
@@ -411,7 +445,7 @@ class Encoder:
             source_images=images,
             motion=quantized,
             motion_coding=self.motion_coding,
-            keyframes=[bs.Keyframe(s.start, s.renderer.scale) for s in segments[1:]],
+            keyframes=keyframes[1:],
         )
 
     def encode_file(
@@ -471,11 +505,7 @@ def _smooth_segments(motion: Keypoints, starts: list[int], sigma: float) -> Keyp
     """:func:`smooth_motion` within each segment (motion frames ``starts[i]`` up to the next
     start): motion is relative to a different frame in each."""
     bounds = [*starts, len(motion)]
-    parts = [smooth_motion(motion[a:b], sigma) for a, b in pairwise(bounds)]
-    return Keypoints(
-        torch.cat([p.value for p in parts]),
-        None if motion.jacobian is None else torch.cat([p.jacobian for p in parts]),
-    )
+    return Keypoints.cat([smooth_motion(motion[a:b], sigma) for a, b in pairwise(bounds)])
 
 
 def _interpolate_motion(motion: Keypoints, stride: int, frame_count: int) -> Keypoints:

@@ -35,6 +35,15 @@ class Keypoints:
     def __len__(self) -> int:
         return self.value.shape[0]
 
+    @staticmethod
+    def cat(parts: list[Keypoints]) -> Keypoints:
+        """The frames of ``parts`` one after the other (all with Jacobians, or none)."""
+        jacobians = [p.jacobian for p in parts]
+        return Keypoints(
+            torch.cat([p.value for p in parts]),
+            None if jacobians[0] is None else torch.cat(jacobians),
+        )
+
 
 class KPDetector(nn.Module):
     """Detects keypoints (soft-argmax of heatmaps) and their local affine Jacobians.

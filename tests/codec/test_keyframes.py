@@ -17,8 +17,9 @@ from test_codec import tiny_model
 from fomcodec.cli.main import main
 from fomcodec.codec import bitstream as bs
 from fomcodec.codec.image_codec import decode_image
-from fomcodec.codec.keyframes import WINDOW, RefreshMonitor, check_step
+from fomcodec.codec.keyframes import WINDOW, Check, RefreshMonitor, check_step
 from fomcodec.codec.pipeline import Decoder, Encoder
+from fomcodec.nets.keypoint_detector import Keypoints
 from fomcodec.zoo import build_model, get_config, save_weights, weights_hash
 
 
@@ -110,15 +111,23 @@ def test_refresh_follows_a_picture_that_drifts_away() -> None:
     assert len(stream.source_images) >= 2
     step = check_step(25, 2)
     first = stream.keyframes[0].frame
-    assert first % step == 0 and first >= 2 * WINDOW * step
+    assert first % step == 0 and first >= (WINDOW + 1) * step
     assert len(decode(model, stream)) == len(frames)
 
 
-def test_refresh_monitor_compares_recent_checks_with_the_first() -> None:
-    monitor = RefreshMonitor(drop=2.0)
-    assert not any(monitor.due(p) for p in [30, 30, 30, 29, 29, 28])
-    assert not monitor.due(28)
-    assert monitor.due(26)
+def test_refresh_monitor_tries_once_a_window_and_wants_the_gain() -> None:
+    monitor = RefreshMonitor(gain=2.0)
+    frame, kp = torch.zeros(1, 3, 8, 8), Keypoints(torch.zeros(1, 10, 2))
+    for psnr in (20.0, 21.0):
+        monitor.record(Check(frame, kp, psnr))
+        assert not monitor.try_due()
+    monitor.record(Check(frame, kp, 22.0))
+    assert monitor.try_due()
+    assert not monitor.worth_it([22.0, 23.0, 23.9])  # 1.97 dB better: not enough
+    assert not monitor.try_due()  # the next try waits a whole window
+    for psnr in (20.0, 20.0, 20.0):
+        monitor.record(Check(frame, kp, psnr))
+    assert monitor.try_due() and monitor.worth_it([22.0, 22.0, 22.0])
     with pytest.raises(ValueError, match="refresh_db"):
         Encoder(tiny_model(), device="cpu", refresh_db=-1)
 
