@@ -165,8 +165,8 @@ def main() -> None:
     type=click.FloatRange(0),
     default=DEFAULT_REFRESH_DB,
     show_default=True,
-    help="Start a new source image (keyframe) when the decoder's picture has fallen this "
-    "many dB below its quality just after the last one; 0: never.",
+    help="Start a new source image (keyframe) where one would render the last second this "
+    "many dB better than the source in use (tried once a second); 0: never.",
 )
 @click.option(
     "--max-keyframe-interval",

@@ -180,7 +180,7 @@ class _Segment:
     renderer: SourceRenderer
     kp_initial: Keypoints
     monitor: RefreshMonitor | None
-    image: bs.EncodedImage
+    image: bs.EncodedImage | None
 
 
 class Encoder:
@@ -193,9 +193,8 @@ class Encoder:
 
     A new source image (keyframe) starts at a shot cut (``cut_threshold``, see
     :mod:`fomcodec.media.shots`, or a frame in ``shot_starts``), when ``max_keyframe_interval``
-    seconds have passed, and, closed loop, when what the decoder would show has fallen
-    ``refresh_db`` dB below its quality just after the last keyframe (checked a few times a
-    second by rendering the quantised motion).
+    seconds have passed, and, closed loop, where a new source image would render the last
+    second ``refresh_db`` dB better than the one in use (:mod:`fomcodec.codec.keyframes`).
     """
 
     def __init__(
@@ -257,16 +256,17 @@ class Encoder:
         return self.model.kp_detector(frames)
 
     def _start_segment(
-        self, frame: np.ndarray, kp_frame: Keypoints, index: int
-    ) -> tuple[_Segment, bs.EncodedImage]:
-        source = encode_image(frame, self.image_codec, self.image_quality)
-        renderer = SourceRenderer(
-            self.model, decode_image(source), self.device, self.bf16, self.relative
-        )
+        self, frame: np.ndarray, kp_frame: Keypoints, index: int, coded: bool = True
+    ) -> _Segment:
+        """A keyframe at ``frame``; ``coded=False``: a trial one, drawn from the frame itself
+        rather than its coded image (coding an AV1 image takes about half a second)."""
+        image = encode_image(frame, self.image_codec, self.image_quality) if coded else None
+        source = decode_image(image) if image is not None else frame
+        renderer = SourceRenderer(self.model, source, self.device, self.bf16, self.relative)
         if self.relative and self.adapt_scale:
             renderer.scale = movement_scale(renderer.kp_source, kp_frame)
         monitor = RefreshMonitor(self.refresh_db) if self.refresh_db else None
-        return _Segment(index, renderer, kp_frame, monitor, source), source
+        return _Segment(index, renderer, kp_frame, monitor, image)
 
     def _motion(self, segment: _Segment, kp: Keypoints, targets: torch.Tensor) -> Keypoints:
         """What is sent for these frames of ``segment``: relative (or absolute) motion,
@@ -304,11 +304,11 @@ class Encoder:
         targets: torch.Tensor,
         first_frame: int,
         every: int,
-    ) -> tuple[int, _Segment] | None:
+    ) -> int | None:
         """Closed loop (:mod:`fomcodec.codec.keyframes`) over these sent frames (``frames``
         RGB, ``kp`` detected, ``motion`` to be sent; ``first_frame`` is the first's index;
         every ``every``-th frame of the segment is checked): the first where a new keyframe
-        is worth it, with its segment, or None."""
+        is worth it, or None."""
         monitor = segment.monitor
         if monitor is None:
             return None
@@ -324,7 +324,9 @@ class Encoder:
         for offset, psnr in zip(offsets, scores, strict=True):
             if monitor.try_due():
                 index = first_frame + offset * self.motion_stride
-                candidate, _ = self._start_segment(frames[offset], kp[offset : offset + 1], index)
+                candidate = self._start_segment(
+                    frames[offset], kp[offset : offset + 1], index, coded=False
+                )
                 recent = list(monitor.recent)
                 past = Keypoints.cat([c.keypoints for c in recent])
                 again = relative_motion(past, candidate.kp_initial) if self.relative else past
@@ -332,7 +334,7 @@ class Encoder:
                     again = Keypoints(again.value)
                 targets_past = torch.cat([c.target for c in recent])
                 if monitor.worth_it(self._render_psnr(candidate, again, targets_past)):
-                    return offset, candidate
+                    return offset
             monitor.record(Check(targets[offset : offset + 1], kp[offset : offset + 1], psnr))
         return None
 
@@ -376,14 +378,10 @@ class Encoder:
             targets = frames_to_images(batch[kept], self.device)
             kp = self._keypoints(targets) if kept else None
             frame_of = [frame_count + i for i in kept]
-            chosen: dict[int, _Segment] = {}
             j = 0
             while j < len(kept):
                 if segment is None or new_shot[j] or frame_of[j] - segment.start >= max_gap:
-                    if j in chosen:
-                        segment = chosen.pop(j)
-                    else:
-                        segment, _ = self._start_segment(batch[kept[j]], kp[j : j + 1], frame_of[j])
+                    segment = self._start_segment(batch[kept[j]], kp[j : j + 1], frame_of[j])
                     images.append(segment.image)
                     keyframes.append(bs.Keyframe(segment.start, segment.renderer.scale))
                 end = j + 1
@@ -404,11 +402,9 @@ class Encoder:
                     every,
                 )
                 if refresh is not None:
-                    offset, candidate = refresh
-                    motion = motion[:offset]
-                    end = j + offset
+                    motion = motion[:refresh]
+                    end = j + refresh
                     new_shot[end] = True
-                    chosen[end] = candidate
                 collected.append(motion.to("cpu"))
                 j = end
             frame_count += len(batch)
