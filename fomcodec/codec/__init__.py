@@ -1,7 +1,8 @@
 """The codec: everything between frames and bytes, both ways.
 
 Owns the encoder and decoder (:mod:`~fomcodec.codec.pipeline`), the ``.fomc`` container
-(:mod:`~fomcodec.codec.bitstream`, spec in docs/bitstream.md), motion quantisation, prediction
+(:mod:`~fomcodec.codec.bitstream`, spec in docs/bitstream.md), when keyframes start
+(:mod:`~fomcodec.codec.keyframes`), motion quantisation, prediction
 and entropy coding (:mod:`~fomcodec.codec.quantization`, :mod:`~fomcodec.codec.motion`,
 :mod:`~fomcodec.codec.motion_coding`), encoder-side refinement and presets, source-image
 coding (:mod:`~fomcodec.codec.image_codec`, :mod:`~fomcodec.codec.avif_container`), the

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from fomcodec.nets.keypoint_detector import Keypoints
+if TYPE_CHECKING:  # the CLI reads the defaults here without loading torch
+    import torch
+
+    from fomcodec.nets.keypoint_detector import Keypoints
 
 #: Default ``refresh_db`` (docs/benchmarks.md, "Keyframe refresh").
 DEFAULT_REFRESH_DB: float | None = 1.0

@@ -305,13 +305,8 @@ def find_crop_schedule(
     detector = detector or load_face_detector(preference, device=device)
     if len(starts) == 1:
         return find_crop(source, detector, margin=margin).box
-    info = probe_video(source)
-    every = max(1, round(float(info.fps or 25) / sample_fps))
-    samples = []
-    for index, frame in read_whole_frames(source, detector.max_side, every=every):
-        sx, sy = info.width / frame.shape[1], info.height / frame.shape[0]
-        found = [_normalise(box.scaled(sx, sy), detector) for box in detector.detect(frame)]
-        samples.append((index, found))
+    info, found = detect_faces(source, detector, sample_fps, max_samples=2**31)
+    samples = [(i, [_normalise(b, detector) for b in boxes]) for i, boxes in found]
     clip_track = main_face(samples)
     if not len(clip_track):
         raise InputError(

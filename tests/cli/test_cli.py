@@ -305,3 +305,13 @@ def test_train_needs_data_and_keeps_its_cache_out_of_the_current_folder(
         "b.npy",
     ]
     assert not (tmp_path / "data").exists()
+
+
+def test_the_command_line_starts_without_torch() -> None:
+    """``fomc --help`` and ``fomc info`` stay fast: the CLI module loads no network code."""
+    import subprocess
+    import sys
+
+    code = "import sys, fomcodec.cli.main; print('torch' in sys.modules, 'cv2' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
