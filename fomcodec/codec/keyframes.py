@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the CLI reads the defaults here without loading torch
     from fomcodec.nets.keypoint_detector import Keypoints
 
 #: Default ``refresh_db`` (docs/benchmarks.md, "Keyframe refresh").
-DEFAULT_REFRESH_DB: float | None = 1.0
+DEFAULT_REFRESH_DB: float | None = 2.0
 #: Closed-loop checks a second.
 CHECKS_PER_SECOND = 3
 #: Recent checks a candidate keyframe is tried on, and checks between two tries.
