@@ -1,7 +1,7 @@
 """Drift over long clips, and what keyframe refresh buys and costs.
 
-    python benchmarks/keyframe_refresh.py [--refresh off,2,3,4] [--clips 8] [--model fomc-warp]
-        [--max-interval SECONDS] [--json FILE]
+    python benchmarks/keyframe_refresh.py [--refresh off,0.5,1,2] [--clips 8] [--skip N]
+        [--model fomc-warp] [--max-interval SECONDS] [--quality Q] [--no-validation] [--json F]
 
 The longest shared clips (class A and B, talking heads; class C full-body shots are left
 out) and the held-out validation clips are encoded with each ``--refresh`` setting
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fomcodec.codec import bitstream as bs
+from fomcodec.codec.image_codec import DEFAULT_QUALITY
 from fomcodec.codec.pipeline import Decoder, Encoder
 from fomcodec.eval.metrics import psnr_rgb
 from fomcodec.media.video_io import read_frames
@@ -82,24 +83,26 @@ def measure(clip: Path, setting: float | None, model: object, max_interval: floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--refresh", default="off,2,3,4")
+    parser.add_argument("--refresh", default="off,0.5,1,2")
     parser.add_argument("--clips", type=int, default=8, help="longest shared clips to use")
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--max-interval", type=float, default=None)
+    parser.add_argument("--quality", type=int, default=DEFAULT_QUALITY, help="source images")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the N longest clips")
     parser.add_argument("--split", type=Path, default=REPO / "models/splits/shared-data-v1.json")
     parser.add_argument("--no-validation", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     settings = [None if s == "off" else float(s) for s in args.refresh.split(",")]
     model = load_model(args.model)
-    clips = [("long", c) for c in long_clips(args.clips)]
+    clips = [("long", c) for c in long_clips(args.clips)[args.skip :]]
     if not args.no_validation:
         clips += [("held-out", c) for c in validation_clips(args.split)]
     results = []
     for group, clip in clips:
         for setting in settings:
             row = {"clip": clip.name, "group": group, "refresh_db": setting}
-            row.update(measure(clip, setting, model, args.max_interval))
+            row.update(measure(clip, setting, model, args.max_interval, args.quality))
             results.append(row)
             print(
                 f"{group:8s} {clip.name[:44]:44s} refresh {setting!s:4s} "
