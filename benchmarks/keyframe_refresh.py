@@ -50,10 +50,20 @@ def thirds(scores: np.ndarray) -> tuple[float, float]:
     return float(scores[:third].mean()), float(scores[-third:].mean())
 
 
-def measure(clip: Path, setting: float | None, model: object, max_interval: float | None) -> dict:
+def measure(
+    clip: Path,
+    setting: float | None,
+    model: object,
+    max_interval: float | None,
+    quality: int = DEFAULT_QUALITY,
+) -> dict:
     """Encode and decode ``clip`` with refresh ``setting`` (dB or None) and score it."""
     encoder = Encoder(
-        model, refresh_db=setting, max_keyframe_interval=max_interval, audio_bit_rate=None
+        model,
+        refresh_db=setting,
+        max_keyframe_interval=max_interval,
+        audio_bit_rate=None,
+        image_quality=quality,
     )
     decoder = Decoder(model)
     with tempfile.TemporaryDirectory() as tmp:
