@@ -155,7 +155,7 @@ class FomcPoint:
 
 
 #: From a still-like stream (coarse keypoints every 4th frame, a small image) to a sharp image;
-#: ``FomcPoint(quality=30)`` is the encoder's default, and the seed's LZMA2 layout at the same
+#: ``FomcPoint(quality=15)`` is the encoder's default, and the seed's LZMA2 layout at q30
 #: image quality shows what the range-coded motion saves.
 DEFAULT_FOMC_POINTS: tuple[FomcPoint, ...] = (
     FomcPoint(quality=10, motion_stride=4, value_scale=125, jacobian_scale=10),
