@@ -1,7 +1,7 @@
 """Two people back to back in one 16:9 clip: shot cuts, per-shot crop and keyframes.
 
-    python benchmarks/two_shots.py [--frames 100] [--model fomc-warp] [--first CLIP]
-        [--second CLIP]
+    python benchmarks/two_shots.py [--frames 100] [--model fomc-warp] [--quality Q]
+        [--first CLIP] [--second CLIP]
 
 Two held-out clips (people no model saw in training) are placed, one after the other, at
 different positions of a 640x360 frame, as a news programme cuts from one speaker to the
@@ -21,6 +21,7 @@ import av
 import numpy as np
 
 from fomcodec.codec import bitstream as bs
+from fomcodec.codec.image_codec import DEFAULT_QUALITY
 from fomcodec.codec.pipeline import Decoder, Encoder
 from fomcodec.eval.metrics import psnr_rgb
 from fomcodec.media.crop import CropSchedule
@@ -63,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=100, help="frames per shot")
     parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--quality", type=int, default=DEFAULT_QUALITY, help="source images")
     parser.add_argument("--first", default="OpenTalker+DPE__d.mp4")
     parser.add_argument("--second", default="harlanhong+CVPR2022-DaGAN__driving.mp4")
     args = parser.parse_args()
@@ -72,7 +74,7 @@ def main() -> None:
         true_starts = write_two_shots(CLIPS / args.first, CLIPS / args.second, args.frames, clip)
         schedule = find_crop_schedule(clip)
         print(f"shots at {true_starts}; crop: {schedule}")
-        encoder = Encoder(model, audio_bit_rate=None)
+        encoder = Encoder(model, audio_bit_rate=None, image_quality=args.quality)
         stats = encoder.encode_file(clip, Path(tmp) / "clip.fomc", crop=schedule)
         stream = bs.load(Path(tmp) / "clip.fomc")
         decoded = np.concatenate(list(Decoder(model).decode_stream(stream)))
@@ -84,7 +86,7 @@ def main() -> None:
         for shot, (start, end) in enumerate(zip(bounds, bounds[1:], strict=False)):
             ref = reference[start:end]
             box = schedule.box_at(start) if isinstance(schedule, CropSchedule) else schedule
-            alone = Encoder(model, audio_bit_rate=None).encode_frames(iter(ref), stream.header.fps)
+            alone = encoder.encode_frames(iter(ref), stream.header.fps)
             alone_decoded = np.concatenate(list(Decoder(model).decode_stream(alone)))
             rows.append(
                 {

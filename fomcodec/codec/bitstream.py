@@ -258,11 +258,7 @@ class StreamHeader:
         for name_ in ("relative_motion", "has_jacobians"):
             if not isinstance(getattr(self, name_), bool):
                 raise ValueError(f"{name_} must be a bool")
-        scale = self.adapt_scale
-        if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
-            raise ValueError(f"adapt_scale must be a float, got {type(scale).__name__}")
-        if not (math.isfinite(scale) and 0 < scale <= FLOAT32_MAX) or _to_f32(scale) == 0:
-            raise ValueError(f"adapt_scale must be finite and > 0 as a float32, got {scale}")
+        _check_scale("adapt_scale", self.adapt_scale)
         if self.motion_raw_bytes > MAX_MOTION_BYTES:
             raise ValueError(
                 f"motion of {self.motion_raw_bytes} bytes exceeds the limit of {MAX_MOTION_BYTES}"
@@ -272,6 +268,14 @@ class StreamHeader:
 
 def _to_f32(x: float) -> float:
     return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def _check_scale(name: str, scale: object) -> None:
+    """A movement scale: a real number, finite and > 0 as a float32."""
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        raise ValueError(f"{name} must be a float, got {type(scale).__name__}")
+    if not (math.isfinite(scale) and 0 < scale <= FLOAT32_MAX) or _to_f32(scale) == 0:
+        raise ValueError(f"{name} must be finite and > 0 as a float32, got {scale}")
 
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> None:
@@ -368,11 +372,7 @@ class Bitstream:
                     f"keyframe at frame {key.frame} is not on a motion frame (stride "
                     f"{h.motion_stride})"
                 )
-            scale = key.adapt_scale
-            if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
-                raise ValueError(f"keyframe adapt_scale must be a float, got {scale!r}")
-            if not (math.isfinite(scale) and 0 < scale <= FLOAT32_MAX) or _to_f32(scale) == 0:
-                raise ValueError(f"keyframe adapt_scale must be finite and > 0, got {scale}")
+            _check_scale("keyframe adapt_scale", key.adapt_scale)
             previous = key.frame
 
 

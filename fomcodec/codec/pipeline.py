@@ -139,36 +139,42 @@ class SourceRenderer:
         self.source = frames_to_images(source_rgb[None], device)
         with torch.no_grad():
             self.kp_source = model.kp_detector(self.source)
+        self._generator_input = (
+            self.source.contiguous(memory_format=torch.channels_last)
+            if device.type == "cpu"
+            else self.source
+        )
         self._features: tuple[object, torch.Tensor | None] | None = None
 
     @torch.no_grad()
-    def _source_features(self) -> tuple[torch.Tensor, object, torch.Tensor | None]:
-        generator = self.model.generator
-        source = self.source
-        if self.device.type == "cpu":
-            source = source.contiguous(memory_format=torch.channels_last)
+    def _source_features(self) -> tuple[object, torch.Tensor | None]:
+        """The generator's encoding of the source (computed on first use: a trial keyframe
+        that is never rendered does not pay for it)."""
         if self._features is None:
+            generator = self.model.generator
             with autocast(self.device, self.bf16):
-                features = generator.encode_source(source)
+                features = generator.encode_source(self._generator_input)
                 small = (
-                    generator.dense_motion_network.downsample(source)
+                    generator.dense_motion_network.downsample(self._generator_input)
                     if generator.dense_motion_network is not None
                     else None
                 )
             self._features = (features, small)
-        return source, *self._features
+        return self._features
 
     @torch.no_grad()
     def render(self, motion: Keypoints) -> torch.Tensor:
         """Frames (B, 3, H, W) float in [0, 1] for B motion entries (relative motion, or
         absolute keypoints when ``relative`` is False)."""
-        source, features, small = self._source_features()
+        features, small = self._source_features()
         motion = motion.to(self.device)
         kp_driving = (
             apply_relative_motion(motion, self.kp_source, self.scale) if self.relative else motion
         )
         with autocast(self.device, self.bf16):
-            out = self.model.generator.decode(source, features, kp_driving, self.kp_source, small)
+            out = self.model.generator.decode(
+                self._generator_input, features, kp_driving, self.kp_source, small
+            )
         return out["prediction"].float().clamp(0, 1)
 
 
@@ -268,12 +274,16 @@ class Encoder:
         monitor = RefreshMonitor(self.refresh_db) if self.refresh_db else None
         return _Segment(index, renderer, kp_frame, monitor, image)
 
-    def _motion(self, segment: _Segment, kp: Keypoints, targets: torch.Tensor) -> Keypoints:
-        """What is sent for these frames of ``segment``: relative (or absolute) motion,
-        refined against ``targets`` by the preset."""
+    def _detected_motion(self, kp: Keypoints, segment: _Segment) -> Keypoints:
+        """Detected keypoints as ``segment`` sends them: relative to its first frame (or
+        absolute), without Jacobians if none are sent."""
         motion = relative_motion(kp, segment.kp_initial) if self.relative else kp
-        if not self.jacobians:
-            motion = Keypoints(motion.value)
+        return motion if self.jacobians else Keypoints(motion.value)
+
+    def _motion(self, segment: _Segment, kp: Keypoints, targets: torch.Tensor) -> Keypoints:
+        """What is sent for these frames of ``segment``: the detected motion, refined against
+        ``targets`` by the preset."""
+        motion = self._detected_motion(kp, segment)
         if self.preset.refine_steps:
             motion, _ = refine_motion(
                 self.model,
@@ -328,10 +338,9 @@ class Encoder:
                     frames[offset], kp[offset : offset + 1], index, coded=False
                 )
                 recent = list(monitor.recent)
-                past = Keypoints.cat([c.keypoints for c in recent])
-                again = relative_motion(past, candidate.kp_initial) if self.relative else past
-                if not self.jacobians:
-                    again = Keypoints(again.value)
+                again = self._detected_motion(
+                    Keypoints.cat([c.keypoints for c in recent]), candidate
+                )
                 targets_past = torch.cat([c.target for c in recent])
                 if monitor.worth_it(self._render_psnr(candidate, again, targets_past)):
                     return offset
@@ -367,27 +376,27 @@ class Encoder:
             if batch.shape[1:] != (size, size, 3):
                 raise InputError(f"frames must be {size}x{size} RGB, got {batch.shape[1:]}")
             kept: list[int] = []
-            new_shot: list[bool] = []
+            keyframe_at: list[bool] = []
             for i, frame in enumerate(batch):
                 is_cut = cuts is not None and cuts.is_cut(frame)
                 cut_pending = cut_pending or is_cut or frame_count + i in forced
                 if (frame_count + i) % stride == 0:
                     kept.append(i)
-                    new_shot.append(cut_pending)
+                    keyframe_at.append(cut_pending)
                     cut_pending = False
             targets = frames_to_images(batch[kept], self.device)
             kp = self._keypoints(targets) if kept else None
             frame_of = [frame_count + i for i in kept]
             j = 0
             while j < len(kept):
-                if segment is None or new_shot[j] or frame_of[j] - segment.start >= max_gap:
+                if segment is None or keyframe_at[j] or frame_of[j] - segment.start >= max_gap:
                     segment = self._start_segment(batch[kept[j]], kp[j : j + 1], frame_of[j])
                     images.append(segment.image)
                     keyframes.append(bs.Keyframe(segment.start, segment.renderer.scale))
                 end = j + 1
                 while (
                     end < len(kept)
-                    and not new_shot[end]
+                    and not keyframe_at[end]
                     and frame_of[end] - segment.start < max_gap
                 ):
                     end += 1
@@ -404,7 +413,7 @@ class Encoder:
                 if refresh is not None:
                     motion = motion[:refresh]
                     end = j + refresh
-                    new_shot[end] = True
+                    keyframe_at[end] = True
                 collected.append(motion.to("cpu"))
                 j = end
             frame_count += len(batch)

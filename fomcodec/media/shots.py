@@ -60,10 +60,10 @@ class CutDetector:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         bgr = np.ascontiguousarray(rgb[..., ::-1])
-        timecode = FrameTimecode(self._index, fps=self.fps)
-        cuts = self._detector.process_frame(timecode, bgr)
-        self._index += 1
-        return any(c.frame_num == self._index - 1 for c in cuts) and self._index > 1
+        index, self._index = self._index, self._index + 1
+        # SUPPRESS mode decides on the frame at hand: any cut returned is this frame
+        cuts = self._detector.process_frame(FrameTimecode(index, fps=self.fps), bgr)
+        return index > 0 and bool(cuts)
 
 
 def find_cuts(
