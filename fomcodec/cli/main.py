@@ -30,6 +30,13 @@ from fomcodec.cli.common import (
 )
 from fomcodec.cli.face_commands import crop_command, prepare_command
 from fomcodec.codec import bitstream as bs
+from fomcodec.codec.base_layer import (
+    BASE_FRAME_SIZE,
+    DEFAULT_BASE_CRF,
+    DEFAULT_BASE_SIZE,
+    DEFAULT_FPS_DIVISOR,
+    FPS_DIVISORS,
+)
 from fomcodec.codec.keyframes import DEFAULT_REFRESH_DB
 from fomcodec.codec.presets import DEFAULT_PRESET, PRESETS
 from fomcodec.codec.quantization import QuantizationParams
@@ -192,6 +199,35 @@ def main() -> None:
 )
 @click.option("--no-audio", is_flag=True, help="Leave the sound out.")
 @click.option(
+    "--base-layer",
+    type=click.Choice(["none", "av1"]),
+    default="none",
+    show_default=True,
+    help="av1: send the frames at low resolution (AV1) instead of keypoints; the decoder "
+    "adds the source image's detail (no network; keypoint options do not apply).",
+)
+@click.option(
+    "--base-size",
+    type=click.IntRange(16, 256),
+    default=DEFAULT_BASE_SIZE,
+    show_default=True,
+    help="Side of the base layer's frames in pixels (even).",
+)
+@click.option(
+    "--base-crf",
+    type=click.IntRange(1, 63),
+    default=DEFAULT_BASE_CRF,
+    show_default=True,
+    help="SVT-AV1 CRF of the base layer, the rate knob (higher: fewer bits).",
+)
+@click.option(
+    "--base-fps-divisor",
+    type=click.Choice([str(k) for k in FPS_DIVISORS]),
+    default=str(DEFAULT_FPS_DIVISOR),
+    show_default=True,
+    help="Code every N-th frame in the base layer; the decoder blends the ones between.",
+)
+@click.option(
     "--frames",
     "max_frames",
     type=click.IntRange(1),
@@ -225,12 +261,17 @@ def encode(
     cut_threshold: float,
     audio_bitrate: int,
     no_audio: bool,
+    base_layer: str,
+    base_size: int,
+    base_crf: int,
+    base_fps_divisor: str,
     max_frames: int | None,
     batch_size: int,
     quiet: bool,
 ) -> None:
     """Encode video SRC to a .fomc bitstream."""
     from fomcodec.codec import image_codec as images
+    from fomcodec.codec.base_layer import BaseLayerSettings
     from fomcodec.codec.pipeline import Encoder
     from fomcodec.fileio import check_output_path
     from fomcodec.media.video_io import probe_video
@@ -243,8 +284,15 @@ def encode(
     box = _crop_box(crop, src, device, cut_threshold)
     codec = image_codec or images.DEFAULT_CODEC
     defaults = bs.DEFAULT_QUANTIZATION[motion_coding]
+    base = None
+    if base_layer == "av1":
+        base = BaseLayerSettings(base_size, base_crf, int(base_fps_divisor))
+        try:
+            base.check(BASE_FRAME_SIZE)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--base-size") from None
     encoder = Encoder(
-        load_model_option(model, config, device),
+        None if base else load_model_option(model, config, device),
         device=device,
         batch_size=batch_size,
         image_codec=codec,
@@ -263,6 +311,7 @@ def encode(
         refresh_db=refresh_db or None,
         max_keyframe_interval=max_keyframe_interval or None,
         cut_threshold=cut_threshold or None,
+        base_layer=base,
     )
     total = min(filter(None, [info.frame_count, max_frames]), default=None)
     with progress_bar(total, "frame", not quiet) as progress:
@@ -739,6 +788,17 @@ def stream_description(path: str) -> dict[str, Any]:
             "duration_s": round(stream.audio.duration, 3),
             "packets": len(stream.audio.packets),
         },
+        "base_layer": None
+        if stream.base is None
+        else {
+            "codec": stream.base.codec,
+            "fuser": stream.base.fuser,
+            "width": stream.base.width,
+            "height": stream.base.height,
+            "fps_divisor": stream.base.fps_divisor,
+            "frames": stream.base.frame_count,
+            "packets": len(stream.base.packets),
+        },
         "sizes": sizes,
         "kbps": kbps(len(data)),
         "kbps_parts": {k: kbps(v) for k, v in sizes.items()},
@@ -764,14 +824,24 @@ def info(src: str, as_json: bool) -> None:
         f"{desc['file']}: fomc v{desc['format_version']}, {desc['bytes']} B, {desc['kbps']} kbit/s",
         f"  video:   {desc['width']}x{desc['height']} @ {desc['fps']} fps, {desc['frames']} frames"
         f" ({desc['duration_s']} s)",
-        f"  model:   {desc['model']} (weights {desc['weights_hash']}), {desc['keypoints']} "
-        f"keypoints{' + Jacobians' if desc['jacobians'] else ''}",
-        f"  motion:  {desc['motion']}, {desc['motion_coding']}, "
-        f"{_every_nth(desc['motion_stride'])}, "
-        f"{desc['motion_frames']} frames, x{desc['value_scale']} / x{desc['jacobian_scale']}, "
-        f"scale {desc['adapt_scale']}, {desc['clipped_values']} clipped",
-        f"  images:  {len(desc['source_images'])} keyframe(s): {images}",
     ]
+    base = desc["base_layer"]
+    if base:
+        lines.append(
+            f"  base:    {base['codec']} {base['width']}x{base['height']}, "
+            f"{_every_nth(base['fps_divisor'])}, {base['frames']} frames, "
+            f"fused by '{base['fuser']}'"
+        )
+    else:
+        lines += [
+            f"  model:   {desc['model']} (weights {desc['weights_hash']}), {desc['keypoints']} "
+            f"keypoints{' + Jacobians' if desc['jacobians'] else ''}",
+            f"  motion:  {desc['motion']}, {desc['motion_coding']}, "
+            f"{_every_nth(desc['motion_stride'])}, {desc['motion_frames']} frames, "
+            f"x{desc['value_scale']} / x{desc['jacobian_scale']}, "
+            f"scale {desc['adapt_scale']}, {desc['clipped_values']} clipped",
+        ]
+    lines.append(f"  images:  {len(desc['source_images'])} keyframe(s): {images}")
     if desc["audio"]:
         audio = desc["audio"]
         lines.append(
@@ -780,8 +850,12 @@ def info(src: str, as_json: bool) -> None:
         )
     lines.append(
         f"  sizes:   image {sizes['image']} B ({parts['image']} kbit/s), "
-        f"motion {sizes['motion']} B ({parts['motion']} kbit/s), "
-        f"audio {sizes['audio']} B ({parts['audio']} kbit/s), "
+        + (
+            f"base {sizes['base']} B ({parts['base']} kbit/s), "
+            if base
+            else f"motion {sizes['motion']} B ({parts['motion']} kbit/s), "
+        )
+        + f"audio {sizes['audio']} B ({parts['audio']} kbit/s), "
         f"header {sizes['header']} B, container {sizes['container']} B"
     )
     click.echo("\n".join(lines))

@@ -2,7 +2,7 @@
 
 ::
 
-    "FOMC" | version u8 | HEAD | SIMG ... SIMG | [KEYF] | MOTN or MOTA | [opus] | "END "
+    "FOMC" | version u8 | HEAD | SIMG ... SIMG | [KEYF] | MOTN, MOTA or BASE | [opus] | "END "
                           each chunk: tag[4] | length u32le | payload | crc32 u32le
 
     motion int16 (T, K, 2) [+ (T, K, 2, 2)] -> (T, C) int16, then either
@@ -10,6 +10,8 @@
           -> high-byte plane + low-byte plane -> raw LZMA2
       "range" (version 2, MOTA): closed-loop prediction, adaptive Laplace model, range coder
           (:mod:`fomcodec.codec.motion_coding`)
+    or, instead of motion (version 4, BASE): the frames at low resolution as AV1 packets
+      (:mod:`fomcodec.codec.base_layer`)
 
 The byte-exact format is specified in ``docs/bitstream.md``. Every reading error is a
 :class:`~fomcodec.errors.BitstreamError` (or its subclass
@@ -36,10 +38,11 @@ from fomcodec.fileio import write_bytes_atomic
 
 MAGIC = b"FOMC"
 #: Version 1: LZMA2 motion (MOTN) only; version 2 adds range-coded motion (MOTA); version 3
-#: adds keyframes (more than one SIMG, placed by a KEYF chunk). A stream is written with the
-#: lowest version that holds it, so ``lzma2`` streams of one source image stay version 1.
-FORMAT_VERSION = 3
-SUPPORTED_VERSIONS = (1, 2, 3)
+#: adds keyframes (more than one SIMG, placed by a KEYF chunk); version 4 adds the AV1 base
+#: layer (BASE) in place of motion. A stream is written with the lowest version that holds it,
+#: so ``lzma2`` streams of one source image stay version 1.
+FORMAT_VERSION = 4
+SUPPORTED_VERSIONS = (1, 2, 3, 4)
 MOTION_CODINGS = ("range", "lzma2")
 DEFAULT_MOTION_CODING = "range"
 #: Quantisation each motion coding uses unless told otherwise: ``lzma2`` keeps the seed's
@@ -60,7 +63,7 @@ U32_MAX = 2**32 - 1
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 TAG_HEAD, TAG_SIMG, TAG_MOTN, TAG_MOTA, TAG_END = b"HEAD", b"SIMG", b"MOTN", b"MOTA", b"END "
-TAG_KEYF = b"KEYF"
+TAG_KEYF, TAG_BASE = b"KEYF", b"BASE"
 TAG_AUDIO = b"opus"  # ancillary (lower case): readers that do not know it skip it
 _CHUNK_FRAME = 12  # tag + length + crc
 _TAG_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 ")
@@ -134,6 +137,86 @@ def _pack_audio(track: AudioTrack) -> bytes:
     )
     body = b"".join(_PACKET_LENGTH.pack(len(p)) + p for p in track.packets)
     return head + track.extradata + body
+
+
+BASE_CODEC_IDS: dict[str, int] = {"av1": 1}
+_BASE_CODEC_NAMES = {v: k for k, v in BASE_CODEC_IDS.items()}
+#: How the decoder fuses base frames with the source images; stable ids, only append.
+FUSER_IDS: dict[str, int] = {"detail": 0}
+_FUSER_NAMES = {v: k for k, v in FUSER_IDS.items()}
+# codec id, fuser id, width, height, fps divisor, frame count, packet count
+_BASE_HEAD = struct.Struct("<BBHHBII")
+_BASE_PACKET_LENGTH = struct.Struct("<I")
+
+
+@dataclass
+class BaseLayer:
+    """The frames at low resolution (``BASE`` chunk, version 4): every ``fps_divisor``-th
+    frame, ``width`` x ``height``, as ``frame_count`` frames of coded packets in decoding
+    order, and the way the decoder fuses them with the source images (``fuser``)."""
+
+    codec: str
+    fuser: str
+    width: int
+    height: int
+    fps_divisor: int
+    frame_count: int
+    packets: list[bytes]
+
+    def validate(self) -> None:
+        """Raise ValueError unless every field is storable."""
+        if self.codec not in BASE_CODEC_IDS:
+            raise ValueError(f"unknown base layer codec {self.codec!r}")
+        if self.fuser not in FUSER_IDS:
+            raise ValueError(f"unknown base layer fuser {self.fuser!r}")
+        _check_int("base width", self.width, MIN_FRAME_SIDE, MAX_FRAME_SIDE)
+        _check_int("base height", self.height, MIN_FRAME_SIDE, MAX_FRAME_SIDE)
+        _check_int("base fps_divisor", self.fps_divisor, 1, 255)
+        _check_int("base frame_count", self.frame_count, 1, U32_MAX)
+        if not self.packets or any(not p or len(p) > U32_MAX for p in self.packets):
+            raise ValueError("a base layer needs packets of 1..2**32-1 bytes")
+
+
+def _pack_base(layer: BaseLayer) -> bytes:
+    head = _BASE_HEAD.pack(
+        BASE_CODEC_IDS[layer.codec],
+        FUSER_IDS[layer.fuser],
+        layer.width,
+        layer.height,
+        layer.fps_divisor,
+        layer.frame_count,
+        len(layer.packets),
+    )
+    return head + b"".join(_BASE_PACKET_LENGTH.pack(len(p)) + p for p in layer.packets)
+
+
+def _unpack_base(payload: bytes) -> BaseLayer:
+    if len(payload) < _BASE_HEAD.size:
+        raise BitstreamError(f"BASE chunk of {len(payload)} bytes is shorter than its header")
+    codec_id, fuser_id, width, height, divisor, frames, count = _BASE_HEAD.unpack_from(payload)
+    codec, fuser = _BASE_CODEC_NAMES.get(codec_id), _FUSER_NAMES.get(fuser_id)
+    if codec is None:
+        raise BitstreamError(f"unknown base layer codec id {codec_id}")
+    if fuser is None:
+        raise BitstreamError(f"unknown base layer fuser id {fuser_id}")
+    pos, packets = _BASE_HEAD.size, []
+    for _ in range(count):
+        if pos + _BASE_PACKET_LENGTH.size > len(payload):
+            raise BitstreamError("base layer packet length cut short")
+        (length,) = _BASE_PACKET_LENGTH.unpack_from(payload, pos)
+        pos += _BASE_PACKET_LENGTH.size
+        if length == 0 or pos + length > len(payload):
+            raise BitstreamError("base layer packet empty or cut short")
+        packets.append(payload[pos : pos + length])
+        pos += length
+    if pos != len(payload):
+        raise BitstreamError(f"{len(payload) - pos} bytes after the last base layer packet")
+    layer = BaseLayer(codec, fuser, width, height, divisor, frames, packets)
+    try:
+        layer.validate()
+    except ValueError as exc:
+        raise BitstreamError(f"invalid base layer: {exc}") from exc
+    return layer
 
 
 def _unpack_audio(payload: bytes) -> AudioTrack:
@@ -287,11 +370,12 @@ def _check_int(name: str, value: object, lo: int, hi: int) -> None:
 
 @dataclass
 class Bitstream:
-    """A whole ``.fomc`` stream in memory."""
+    """A whole ``.fomc`` stream in memory: source images and either keypoint ``motion`` or
+    a ``base`` layer (version 4; the header's motion fields are then unused: stride 1)."""
 
     header: StreamHeader
     source_images: list[EncodedImage]
-    motion: QuantizedMotion
+    motion: QuantizedMotion | None
     motion_coding: str = "lzma2"
     audio: AudioTrack | None = None
     #: Where the second and later source images take over (one per image after the first,
@@ -299,10 +383,13 @@ class Bitstream:
     keyframes: list[Keyframe] = field(default_factory=list)
     #: Bytes per part (:func:`section_sizes`) of the stream this one was read from, if any.
     sizes: dict[str, int] | None = field(default=None, compare=False, repr=False)
+    base: BaseLayer | None = None
 
     @property
     def version(self) -> int:
         """The format version this stream is written with."""
+        if self.base is not None:
+            return 4
         if self.keyframes:
             return 3
         return 1 if self.motion_coding == "lzma2" else 2
@@ -334,6 +421,11 @@ class Bitstream:
             if len(img.data) + 1 > U32_MAX:
                 raise ValueError("a source image is too large for one chunk")
         self._validate_keyframes()
+        if self.audio is not None:
+            self.audio.validate()
+        if self.base is not None:
+            self._validate_base()
+            return
         m = self.motion
         if not isinstance(m, QuantizedMotion):
             raise ValueError("motion must be a QuantizedMotion")
@@ -352,8 +444,27 @@ class Bitstream:
             )
         if m.clipped != h.clipped:
             raise ValueError(f"motion.clipped {m.clipped} != header.clipped {h.clipped}")
-        if self.audio is not None:
-            self.audio.validate()
+
+    def _validate_base(self) -> None:
+        h, layer = self.header, self.base
+        if not isinstance(layer, BaseLayer):
+            raise ValueError("base must be a BaseLayer")
+        layer.validate()
+        if self.motion is not None:
+            raise ValueError("a stream carries motion or a base layer, not both")
+        if h.motion_stride != 1 or h.clipped:
+            raise ValueError("a base layer stream has motion_stride 1 and nothing clipped")
+        if layer.width > h.width or layer.height > h.height:
+            raise ValueError(
+                f"base layer {layer.width}x{layer.height} is larger than the frames "
+                f"{h.width}x{h.height}"
+            )
+        needed = -(-h.frame_count // layer.fps_divisor)
+        if layer.frame_count != needed:
+            raise ValueError(
+                f"base layer has {layer.frame_count} frames, ceil(frame_count {h.frame_count} "
+                f"/ fps_divisor {layer.fps_divisor}) = {needed} needed"
+            )
 
     def _validate_keyframes(self) -> None:
         h = self.header
@@ -561,7 +672,9 @@ def pack(stream: Bitstream) -> bytes:
         parts.append(_chunk(TAG_SIMG, bytes([IMAGE_CODEC_IDS[img.codec]]) + img.data))
     if stream.keyframes:
         parts.append(_chunk(TAG_KEYF, _pack_keyframes(stream.keyframes)))
-    if stream.motion_coding == "lzma2":
+    if stream.base is not None:
+        parts.append(_chunk(TAG_BASE, _pack_base(stream.base)))
+    elif stream.motion_coding == "lzma2":
         parts.append(_chunk(TAG_MOTN, encode_motion(stream.motion)))
     else:
         parts.append(_chunk(TAG_MOTA, encode_motion_range(stream.motion, stream.header)))
@@ -589,7 +702,7 @@ def _check_preamble(data: bytes) -> None:
 
 def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
     _check_preamble(data)
-    sizes = {"container": 5, "header": 0, "image": 0, "motion": 0, "audio": 0}
+    sizes = {"container": 5, "header": 0, "image": 0, "motion": 0, "base": 0, "audio": 0}
     audio: AudioTrack | None = None
     pos = 5
     header: StreamHeader | None = None
@@ -597,6 +710,7 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
     keyframes: list[Keyframe] | None = None
     motion_payload: bytes | None = None
     motion_tag = TAG_MOTN
+    base: BaseLayer | None = None
     version = data[4]
     while True:
         if len(data) - pos < 8:
@@ -638,15 +752,19 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
                 raise BitstreamError("KEYF chunk after another KEYF or the motion chunk")
             keyframes = _unpack_keyframes(payload)
             sizes["header"] += len(payload)
-        elif tag in (TAG_MOTN, TAG_MOTA):
+        elif tag in (TAG_MOTN, TAG_MOTA, TAG_BASE):
             if motion_payload is not None:
-                raise BitstreamError("more than one motion chunk (MOTN/MOTA)")
+                raise BitstreamError("more than one motion or base layer chunk (MOTN/MOTA/BASE)")
             if not images:
                 raise BitstreamError(f"{tag.decode()} chunk before any SIMG chunk")
             if tag == TAG_MOTA and version < 2:
                 raise BitstreamError("MOTA chunk in a version 1 stream")
+            if tag == TAG_BASE and version < 4:
+                raise BitstreamError(f"BASE chunk in a version {version} stream")
+            if tag != TAG_BASE and version == 4:
+                raise BitstreamError(f"{tag.decode()} chunk in a version 4 stream (BASE expected)")
             motion_payload, motion_tag = payload, tag
-            sizes["motion"] += len(payload)
+            sizes["base" if tag == TAG_BASE else "motion"] += len(payload)
         elif tag == TAG_END:
             if motion_payload is None:
                 raise BitstreamError("END chunk before the motion chunk")
@@ -668,12 +786,14 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
         raise BitstreamError(f"{len(images)} source images but no KEYF chunk to place them")
     if version == 3 and not keyframes:
         raise BitstreamError("a version 3 stream without keyframes (KEYF)")
-    if motion_tag == TAG_MOTA:
+    motion: QuantizedMotion | None = None
+    coding = "range"
+    if motion_tag == TAG_BASE:
+        base = _unpack_base(motion_payload)
+    elif motion_tag == TAG_MOTA:
         motion = decode_motion_range(motion_payload, header)
-        coding = "range"
     else:
-        motion = decode_motion(motion_payload, header)
-        coding = "lzma2"
+        motion, coding = decode_motion(motion_payload, header), "lzma2"
     stream = Bitstream(
         header=header,
         source_images=images,
@@ -682,11 +802,17 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
         audio=audio,
         keyframes=keyframes or [],
         sizes=sizes,
+        base=base,
     )
     try:
         stream._validate_keyframes()
     except ValueError as exc:
         raise BitstreamError(f"invalid keyframes: {exc}") from exc
+    if base is not None:
+        try:
+            stream._validate_base()
+        except ValueError as exc:
+            raise BitstreamError(f"invalid base layer: {exc}") from exc
     return stream, sizes
 
 
@@ -716,7 +842,7 @@ def section_sizes(data: bytes) -> dict[str, int]:
 
     Keys: ``container`` (magic, version, chunk framing, END and skipped ancillary chunks),
     ``header`` (HEAD and KEYF payloads), ``image`` (SIMG payloads, codec byte included), ``motion``
-    (MOTN payload).
+    (MOTN or MOTA payload), ``base`` (BASE payload), ``audio`` (opus payload).
     """
     return _parse_safely(data)[1]
 

@@ -34,12 +34,15 @@ import torch
 
 from fomcodec.codec import bitstream as bs
 from fomcodec.codec.audio import DEFAULT_AUDIO_BITRATE, AudioFeed, encode_audio
+from fomcodec.codec.base_layer import BASE_FRAME_SIZE, BASE_LAYER_MODEL_NAME, BaseLayerSettings
+from fomcodec.codec.base_video import BaseLayerWriter
 from fomcodec.codec.frame_interpolation import (
     InterpolatorSpec,
     MiddleFrameSynthesizer,
     fill_frames,
     is_power_of_two,
 )
+from fomcodec.codec.fusion import fused_frames
 from fomcodec.codec.image_codec import DEFAULT_CODEC, DEFAULT_QUALITY, decode_image, encode_image
 from fomcodec.codec.keyframes import DEFAULT_REFRESH_DB, Check, RefreshMonitor, check_step
 from fomcodec.codec.motion import apply_relative_motion, movement_scale, relative_motion
@@ -222,6 +225,7 @@ class Encoder:
         refresh_db: float | None = DEFAULT_REFRESH_DB,
         max_keyframe_interval: float | None = None,
         cut_threshold: float | None = DEFAULT_CUT_THRESHOLD,
+        base_layer: BaseLayerSettings | None = None,
     ) -> None:
         if batch_size < 1 or motion_stride < 1:
             raise ValueError("batch_size and motion_stride must be positive")
@@ -248,7 +252,12 @@ class Encoder:
         self.cut_threshold = cut_threshold
         self.device = resolve_device(device)
         self.bf16 = bf16_supported(self.device)
-        self.model = _resolve_model(model, self.device)
+        self.base_layer = base_layer
+        # a base layer stream carries no keypoints: no model to load
+        self.model = None if base_layer is not None else _resolve_model(model, self.device)
+        self.frame_size = BASE_FRAME_SIZE if self.model is None else self.model.config.image_size
+        if base_layer is not None:
+            base_layer.check(self.frame_size)
         self.batch_size = batch_size
         self.image_codec = image_codec
         self.image_quality = image_quality
@@ -354,9 +363,11 @@ class Encoder:
         progress: ProgressCallback | None = None,
         shot_starts: Iterable[int] = (),
     ) -> bs.Bitstream:
-        """Encode an iterable of (S, S, 3) uint8 RGB frames at the model's size S;
-        ``shot_starts``: frames known to start a new shot (each gets a keyframe)."""
-        size = self.model.config.image_size
+        """Encode an iterable of (S, S, 3) uint8 RGB frames at :attr:`frame_size` S (the
+        model's); ``shot_starts``: frames known to start a new shot (each gets a keyframe)."""
+        if self.base_layer is not None:
+            return self._encode_base_layer(frames, fps, progress, shot_starts)
+        size = self.frame_size
         stride = self.motion_stride
         forced = set(shot_starts)
         cuts = CutDetector(fps, self.cut_threshold) if self.cut_threshold else None
@@ -453,6 +464,60 @@ class Encoder:
             keyframes=keyframes[1:],
         )
 
+    def _encode_base_layer(
+        self,
+        frames: Iterable[np.ndarray],
+        fps: Fraction,
+        progress: ProgressCallback | None,
+        shot_starts: Iterable[int],
+    ) -> bs.Bitstream:
+        """A base layer stream: the frames into the AV1 base layer, a source image at the
+        first frame, at every shot cut and every ``max_keyframe_interval`` seconds."""
+        size = self.frame_size
+        writer = BaseLayerWriter(self.base_layer, fps, size)
+        forced = set(shot_starts)
+        cuts = CutDetector(fps, self.cut_threshold) if self.cut_threshold else None
+        max_gap = (
+            max(1, round(self.max_keyframe_interval * float(fps)))
+            if self.max_keyframe_interval
+            else math.inf
+        )
+        images: list[bs.EncodedImage] = []
+        keyframes: list[bs.Keyframe] = []
+        frame_count = 0
+        for index, frame in enumerate(frames):
+            if frame.shape != (size, size, 3):
+                raise InputError(f"frames must be {size}x{size} RGB, got {frame.shape}")
+            is_cut = cuts is not None and cuts.is_cut(frame)
+            if not keyframes or is_cut or index in forced or index - keyframes[-1].frame >= max_gap:
+                images.append(encode_image(frame, self.image_codec, self.image_quality))
+                keyframes.append(bs.Keyframe(index))
+            writer.add(frame)
+            frame_count = index + 1
+            if progress:
+                progress(1)
+        if not frame_count:
+            raise InputError("the video has no frames")
+        header = bs.StreamHeader(
+            width=size,
+            height=size,
+            fps=Fraction(fps),
+            frame_count=frame_count,
+            model_name=BASE_LAYER_MODEL_NAME,
+            weights_hash=bytes(8),
+            num_kp=1,
+            relative_motion=False,
+            has_jacobians=False,
+        )
+        return bs.Bitstream(
+            header=header,
+            source_images=images,
+            motion=None,
+            motion_coding=self.motion_coding,
+            keyframes=keyframes[1:],
+            base=writer.finish(),
+        )
+
     def encode_file(
         self,
         src: str | os.PathLike,
@@ -469,7 +534,7 @@ class Encoder:
         started = time.perf_counter()
         check_output_path(dst, overwrite)
         info = probe_video(src)
-        frames = read_frames(src, self.model.config.image_size, crop, max_frames)
+        frames = read_frames(src, self.frame_size, crop, max_frames)
         shot_starts = crop.starts if isinstance(crop, CropSchedule) else ()
         stream = self.encode_frames(frames, info.fps, progress, shot_starts)
         if self.audio_bit_rate:
@@ -484,7 +549,7 @@ class Encoder:
             len(data),
             bs.section_sizes(data),
             time.perf_counter() - started,
-            stream.motion.clipped,
+            stream.header.clipped,
             keyframes=len(stream.source_images),
         )
 
@@ -624,6 +689,9 @@ class Decoder:
         self, stream: bs.Bitstream, progress: ProgressCallback | None = None
     ) -> Iterator[np.ndarray]:
         """Yield decoded (H, W, 3) uint8 batches of frames, ``batch_size`` at a time."""
+        if stream.base is not None:
+            yield from self._decode_base_layer(stream, progress)
+            return
         header = stream.header
         model = self.model_for(header)
         stride = header.motion_stride
@@ -653,6 +721,23 @@ class Decoder:
                         progress(len(out))
                     yield out
 
+    def _decode_base_layer(
+        self, stream: bs.Bitstream, progress: ProgressCallback | None
+    ) -> Iterator[np.ndarray]:
+        """A base layer stream's frames, fused with its source images, in batches."""
+        batch: list[np.ndarray] = []
+        for frame in fused_frames(stream):
+            batch.append(frame)
+            if len(batch) == self.batch_size:
+                if progress:
+                    progress(len(batch))
+                yield np.stack(batch)
+                batch = []
+        if batch:
+            if progress:
+                progress(len(batch))
+            yield np.stack(batch)
+
     def decode_file(
         self,
         src: str | os.PathLike | bs.Bitstream,
@@ -669,7 +754,8 @@ class Decoder:
         audio = AudioFeed(stream.audio) if stream.audio is not None and self.audio else None
         sizes = stream.sizes or bs.section_sizes(bs.pack(stream))
         header = stream.header
-        self.model_for(header)
+        if stream.base is None:
+            self.model_for(header)
         if self.inbetween_method(header) == "interpolator":
             self.synthesizer()
         fps = self.output_fps(header)

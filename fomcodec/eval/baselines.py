@@ -2,18 +2,19 @@
 
 ::
 
-    (N, 256, 256, 3) RGB --every k-th frame, Lanczos to S x S--> encoder (CRF, 1 keyframe)
+    (N, 256, 256, 3) RGB --every k-th frame, area-averaged to S x S--> encoder (CRF, 1 keyframe)
         --> packets --MP4 in memory--> container bytes      (file_bytes)
                   \\--------------------> sum of packet sizes (payload_bytes)
-    MP4 --decoder--> S x S frames --Lanczos to 256, each held k times--> (N, 256, 256, 3)
+    MP4 --decoder--> S x S frames --Lanczos to 256, dropped frames blended--> (N, 256, 256, 3)
 
 Every clip gets exactly one keyframe, as a ``.fomc`` stream has one source image: the GOP is
 the clip's length and scene-cut keyframes are off (x264 ``scenecut=0``, SVT-AV1 ``scd=0``).
 Below about 20 kbit/s these codecs only get there by coding fewer pixels, so a
 :class:`BaselineConfig` also shrinks the frame (``size``) and the frame rate
-(``fps_divisor``); the decoded frames are scaled back to 256x256 and each is shown
-``fps_divisor`` times (sample and hold, as a player would), so the result has the original
-frame count and rate and is measured against the same frames as fomc.
+(``fps_divisor``); the decoded frames are scaled back to 256x256 and the frames dropped
+between two coded ones are blended from them (as fomc's base layer does; better than showing
+each frame ``fps_divisor`` times), so the result has the original frame count and rate and is
+measured against the same frames as fomc.
 
 How the bytes are counted (the same for everyone: a whole ``.fomc`` file is the fomc number):
 
@@ -39,8 +40,8 @@ from typing import Any
 
 import av
 import numpy as np
-from PIL import Image
 
+from fomcodec.codec.base_video import downscale, fill_dropped, upscale
 from fomcodec.errors import FomcError
 
 #: Codec name -> (PyAV encoder, default preset, CRF range).
@@ -113,13 +114,6 @@ class BaselineRun:
 def available_codecs() -> dict[str, bool]:
     """Which baseline codecs PyAV's FFmpeg can encode here."""
     return {name: encoder in av.codecs_available for name, (encoder, _, _) in ENCODERS.items()}
-
-
-def _resize(frame: np.ndarray, size: int) -> np.ndarray:
-    if frame.shape[0] == size and frame.shape[1] == size:
-        return frame
-    image = Image.fromarray(np.ascontiguousarray(frame))
-    return np.asarray(image.resize((size, size), Image.Resampling.LANCZOS))
 
 
 def _options(config: BaselineConfig, gop: int, threads: int | None) -> dict[str, str]:
@@ -225,15 +219,16 @@ def encode_decode(
         raise ValueError(f"fps must be positive, not {fps}")
     started = time.perf_counter()
     kept = frames[:: config.fps_divisor]
-    scaled = np.stack([_resize(frame, config.size) for frame in kept])
+    scaled = np.stack([downscale(frame, config.size, config.size) for frame in kept])
     try:
         data, payload, keyframes = _encode(scaled, fps / config.fps_divisor, config, threads)
     except av.FFmpegError as exc:
         raise FomcError(f"{config.encoder} failed at {config.label}: {exc}") from None
     encoded = time.perf_counter()
     decoded = _decode(data, len(kept))
-    restored = np.stack([_resize(frame, FRAME_SIZE) for frame in decoded])
-    output = np.repeat(restored, config.fps_divisor, axis=0)[: len(frames)]
+    restored = (upscale(frame, FRAME_SIZE, FRAME_SIZE) for frame in decoded)
+    filled = fill_dropped(restored, config.fps_divisor, len(frames))
+    output = np.stack([np.clip(frame + 0.5, 0, 255).astype(np.uint8) for frame in filled])
     finished = time.perf_counter()
     return BaselineRun(
         config=config,
