@@ -1,0 +1,137 @@
+"""The AV1 base layer: coding, the BASE chunk, fusion with the source image, the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import struct
+import zlib
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fomcodec.cli.main import main
+from fomcodec.codec import bitstream as bs
+from fomcodec.codec.base_layer import BaseLayerSettings
+from fomcodec.codec.base_video import fill_dropped, upscaled_frames
+from fomcodec.codec.pipeline import Decoder, Encoder
+from fomcodec.errors import BitstreamError
+from fomcodec.eval.metrics import psnr_rgb
+from conftest import talking_head_frames
+
+SETTINGS = BaseLayerSettings(size=64, crf=40, fps_divisor=2)
+
+
+@pytest.fixture(scope="module")
+def frames() -> np.ndarray:
+    return talking_head_frames(21, (256, 256))
+
+
+@pytest.fixture(scope="module")
+def stream(frames: np.ndarray) -> bs.Bitstream:
+    encoder = Encoder(base_layer=SETTINGS, audio_bit_rate=None)
+    return encoder.encode_frames(iter(frames), Fraction(25))
+
+
+def test_stream_carries_a_base_layer_instead_of_motion(stream: bs.Bitstream) -> None:
+    assert stream.version == 4 and stream.motion is None
+    layer = stream.base
+    assert (layer.width, layer.height, layer.fps_divisor) == (64, 64, 2)
+    assert layer.frame_count == 11  # frames 0, 2, ..., 20
+    again = bs.unpack(bs.pack(stream))
+    assert again.base == layer and again.header == stream.header
+    sizes = bs.section_sizes(bs.pack(stream))
+    assert sizes["motion"] == 0 and sizes["base"] == len(bs._pack_base(layer))
+
+
+def test_fused_frames_beat_the_upscaled_base(frames: np.ndarray, stream: bs.Bitstream) -> None:
+    decoded = np.concatenate(list(Decoder().decode_stream(stream)))
+    assert decoded.shape == frames.shape and decoded.dtype == np.uint8
+    header = stream.header
+    upscaled = upscaled_frames(stream.base, header.frame_count, header.width, header.height)
+    base = np.stack([np.clip(f + 0.5, 0, 255).astype(np.uint8) for f in upscaled])
+    assert psnr_rgb(frames, decoded).mean() > psnr_rgb(frames, base).mean() + 0.5
+
+
+def test_fill_dropped_blends_between_and_holds_after() -> None:
+    given = [np.full((2, 2, 3), v, np.uint8) for v in (0, 90, 30)]
+    out = [float(f[0, 0, 0]) for f in fill_dropped(given, 3, 9)]
+    assert out == [0, 30, 60, 90, 70, 50, 30, 30, 30]
+
+
+def test_cut_starts_a_source_image() -> None:
+    first = talking_head_frames(12, (256, 256))
+    second = 255 - talking_head_frames(12, (256, 256))[:, ::-1]
+    encoder = Encoder(base_layer=SETTINGS, audio_bit_rate=None)
+    stream = encoder.encode_frames(iter(np.concatenate([first, second])), Fraction(25))
+    assert [k.frame for k in stream.keyframes] == [12]
+    decoded = np.concatenate(list(Decoder().decode_stream(bs.unpack(bs.pack(stream)))))
+    assert psnr_rgb(second, decoded[12:]).mean() > 20
+
+
+def _rechunk(data: bytes, tag: bytes, payload: bytes) -> bytes:
+    """``data`` with chunk ``tag``'s payload replaced (and its CRC made right)."""
+    pos = data.index(tag)
+    (length,) = struct.unpack_from("<I", data, pos + 4)
+    head = tag + struct.pack("<I", len(payload))
+    crc = struct.pack("<I", zlib.crc32(payload, zlib.crc32(head)))
+    return data[:pos] + head + payload + crc + data[pos + 12 + length :]
+
+
+def test_base_layer_damage_is_a_format_error(stream: bs.Bitstream) -> None:
+    data = bs.pack(stream)
+    payload = bs._pack_base(stream.base)
+    pos = data.index(b"BASE") + 8
+    flipped = data[: pos + 40] + bytes([data[pos + 40] ^ 0xFF]) + data[pos + 41 :]
+    with pytest.raises(BitstreamError, match="CRC"):
+        bs.unpack(flipped)
+    with pytest.raises(BitstreamError, match="cut short"):
+        bs.unpack(_rechunk(data, b"BASE", payload[:-5]))
+    with pytest.raises(BitstreamError, match="fuser id"):
+        bs.unpack(_rechunk(data, b"BASE", payload[:1] + b"\x09" + payload[2:]))
+    few = dataclasses.replace(stream.base, frame_count=5)
+    with pytest.raises(BitstreamError, match="5 frames"):
+        bs.unpack(_rechunk(data, b"BASE", bs._pack_base(few)))
+    with pytest.raises(BitstreamError, match="BASE chunk in a version 3"):
+        bs.unpack(data[:4] + b"\x03" + data[5:])
+
+
+def test_packets_that_decode_to_too_few_frames_fail_clearly(stream: bs.Bitstream) -> None:
+    short = dataclasses.replace(stream, base=dataclasses.replace(stream.base))
+    short.base.packets = short.base.packets[:3]
+    with pytest.raises(BitstreamError, match="base layer decodes to"):
+        list(Decoder().decode_stream(short))
+
+
+def test_motion_and_base_layer_do_not_mix(stream: bs.Bitstream) -> None:
+    from tests.codec.test_bitstream import make_stream
+
+    mixed = make_stream(frame_count=stream.header.frame_count, k=1, jac=False)
+    mixed.base = stream.base
+    with pytest.raises(ValueError, match="not both"):
+        bs.pack(mixed)
+    with pytest.raises(ValueError, match="base size"):
+        Encoder(base_layer=BaseLayerSettings(size=63))
+
+
+def test_cli_encode_info_decode(synthetic_clip: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    fomc, mp4 = tmp_path / "clip.fomc", tmp_path / "clip.mp4"
+    args = ["encode", str(synthetic_clip), "-o", str(fomc), "--base-layer", "av1", "--quiet"]
+    result = runner.invoke(main, [*args, "--base-size", "48", "--frames", "8", "--no-audio"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(runner.invoke(main, ["info", str(fomc), "--json"]).output)
+    assert info["format_version"] == 4 and info["base_layer"]["width"] == 48
+    assert info["sizes"]["base"] > 0 and info["kbps_parts"]["motion"] == 0
+    text = runner.invoke(main, ["info", str(fomc)]).output
+    assert "base:    av1 48x48" in text and "motion:" not in text
+    result = runner.invoke(main, ["decode", str(fomc), "-o", str(mp4), "--quiet"])
+    assert result.exit_code == 0, result.output
+    from fomcodec.media.video_io import probe_video
+
+    assert probe_video(mp4).frame_count == 8
+    bad = runner.invoke(main, [*args[:-1], "-y", "--base-size", "47"])
+    assert bad.exit_code == 2 and "even" in bad.output
