@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import talking_head_frames
 
 from fomcodec.cli.main import main
 from fomcodec.codec import bitstream as bs
@@ -20,7 +21,6 @@ from fomcodec.codec.base_video import fill_dropped, upscaled_frames
 from fomcodec.codec.pipeline import Decoder, Encoder
 from fomcodec.errors import BitstreamError
 from fomcodec.eval.metrics import psnr_rgb
-from conftest import talking_head_frames
 
 SETTINGS = BaseLayerSettings(size=64, crf=40, fps_divisor=2)
 
