@@ -85,6 +85,15 @@ def _command_line() -> str:
     "stride 4 to q60.",
 )
 @click.option(
+    "--base-point",
+    "base_points",
+    multiple=True,
+    metavar="q=N,size=N,crf=N,fps=N",
+    help="A rate point of the AV1 base layer mode (repeatable): source image quality, base "
+    "layer size, SVT-AV1 CRF, frame-rate divisor. Default: five from 64px crf57 /2 to 128px.",
+)
+@click.option("--no-base-layer", is_flag=True, help="Leave the base layer mode out.")
+@click.option(
     "--codec",
     "codecs",
     multiple=True,
@@ -149,6 +158,8 @@ def compare_command(
     frames: int,
     all_frames: bool,
     fomc_points: tuple[str, ...],
+    base_points: tuple[str, ...],
+    no_base_layer: bool,
     codecs: tuple[str, ...],
     no_baselines: bool,
     av1_crf: str | None,
@@ -174,6 +185,11 @@ def compare_command(
         points = (
             tuple(compare.FomcPoint.parse(p) for p in fomc_points) or compare.DEFAULT_FOMC_POINTS
         )
+        bases = tuple(compare.BasePoint.parse(p) for p in base_points)
+        if no_base_layer:
+            bases = ()
+        elif not bases:
+            bases = compare.DEFAULT_BASE_POINTS
         rungs = compare.parse_ladder(ladder) if ladder else compare.DEFAULT_LADDER
         crfs = dict(compare.DEFAULT_CRFS)
         for codec, text, option in (
@@ -186,6 +202,7 @@ def compare_command(
         settings = compare.CompareSettings(
             frames=None if all_frames else frames,
             fomc_points=points,
+            base_points=bases,
             codecs=() if no_baselines else (codecs or ("av1", "h264")),
             crfs=crfs,
             ladder=rungs,

@@ -4,11 +4,13 @@
 
     clip --read_frames (centre crop, 256x256, first N frames)--> reference frames
       |-- fomc:  Encoder(quality, stride, quantisation) --pack--> bytes --unpack--> Decoder
+      |-- fomc-base: Encoder(base layer size, CRF, frame-rate divisor; quality) likewise
       |-- still: source image alone (AVIF at fomc's qualities), repeated      (a reference)
       |-- av1 / h264: baselines.encode_decode over CRFs x ladder (size, frame-rate divisor)
       '--> QualityMeter (PSNR-Y, PSNR-RGB, SSIM, MS-SSIM, VMAF) per run --> Measurement rows
     rows --mean over clips per (codec, point)--> curves --Pareto front per metric-->
-      BD-rate of fomc against each baseline (bjontegaard, Akima), RD plots, CSV, JSON, table
+      BD-rate of fomc and fomc-base against each baseline (bjontegaard, Akima), RD plots,
+      CSV, JSON, table
 
 Bytes are counted the same way for everyone (see :mod:`fomcodec.eval.baselines`): ``bytes`` is the
 whole file a user would store or send (the whole ``.fomc`` with header and source image; the
@@ -43,6 +45,12 @@ from typing import Any
 import numpy as np
 
 from fomcodec.codec import bitstream as bs
+from fomcodec.codec.base_layer import (
+    DEFAULT_BASE_CRF,
+    DEFAULT_BASE_SIZE,
+    DEFAULT_FPS_DIVISOR,
+    BaseLayerSettings,
+)
 from fomcodec.codec.image_codec import DEFAULT_CODEC, DEFAULT_QUALITY, decode_image, encode_image
 from fomcodec.codec.keyframes import DEFAULT_REFRESH_DB
 from fomcodec.codec.quantization import QuantizationParams
@@ -68,8 +76,16 @@ METRIC_LABELS = {
     "vmaf": "VMAF",
     "akd": "AKD (px, lower is better)",
 }
-CODEC_ORDER = ("fomc", "av1", "h264", "still")
-CODEC_STYLE = {"fomc": ("C0", "o"), "av1": ("C1", "s"), "h264": ("C2", "^"), "still": ("0.5", "x")}
+CODEC_ORDER = ("fomc", "fomc-base", "av1", "h264", "still")
+#: The codecs whose BD-rates against the baselines are reported.
+TEST_CODECS = ("fomc", "fomc-base")
+CODEC_STYLE = {
+    "fomc": ("C0", "o"),
+    "fomc-base": ("C3", "D"),
+    "av1": ("C1", "s"),
+    "h264": ("C2", "^"),
+    "still": ("0.5", "x"),
+}
 
 Progress = Callable[[str], None]
 
@@ -165,6 +181,58 @@ DEFAULT_FOMC_POINTS: tuple[FomcPoint, ...] = (
     FomcPoint(quality=60),
     FomcPoint.parse("q=30,coding=lzma2"),
 )
+
+
+@dataclass(frozen=True)
+class BasePoint:
+    """One rate point of fomc's base layer mode: source-image quality and the AV1 base
+    layer's size, CRF and frame-rate divisor (the defaults are the encoder's)."""
+
+    quality: int = DEFAULT_QUALITY
+    size: int = DEFAULT_BASE_SIZE
+    crf: int = DEFAULT_BASE_CRF
+    fps_divisor: int = DEFAULT_FPS_DIVISOR
+
+    _KEYS = {"q": "quality", "size": "size", "crf": "crf", "fps": "fps_divisor"}
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.quality <= 100:
+            raise ValueError(f"image quality must be in 0..100, not {self.quality}")
+        self.settings.check(FRAME_SIZE)
+
+    @property
+    def settings(self) -> BaseLayerSettings:
+        return BaseLayerSettings(self.size, self.crf, self.fps_divisor)
+
+    @classmethod
+    def parse(cls, text: str) -> BasePoint:
+        """``"q=15,size=64,crf=51,fps=2"`` (any subset; ``fps``: the frame-rate divisor)."""
+        values: dict[str, int] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, value = part.partition("=")
+            name = cls._KEYS.get(key.strip())
+            if not sep or name is None:
+                raise ValueError(f"base point {text!r}: expected q=N,size=N,crf=N,fps=N")
+            try:
+                values[name] = int(value)
+            except ValueError:
+                raise ValueError(f"base point {text!r}: {key} must be an integer") from None
+        return cls(**values)
+
+    @property
+    def label(self) -> str:
+        rate = f" /{self.fps_divisor}" if self.fps_divisor > 1 else ""
+        return f"q{self.quality} {self.size}px crf{self.crf}{rate}"
+
+
+#: From about 4 to about 20 kbit/s on 10-s talking heads (docs/base-layer.md).
+DEFAULT_BASE_POINTS: tuple[BasePoint, ...] = (
+    BasePoint(size=64, crf=57, fps_divisor=2),
+    BasePoint(size=64, crf=51, fps_divisor=2),
+    BasePoint(size=64, crf=51, fps_divisor=1),
+    BasePoint(size=96, crf=51, fps_divisor=1),
+    BasePoint(size=128, crf=51, fps_divisor=1),
+)
 DEFAULT_CRFS: dict[str, tuple[int, ...]] = {"av1": (63, 55, 47, 39), "h264": (51, 45, 39, 33)}
 #: (coded size, frame-rate divisor) rungs every baseline CRF is run at.
 DEFAULT_LADDER: tuple[tuple[int, int], ...] = ((256, 1), (128, 2), (64, 4))
@@ -194,6 +262,7 @@ class CompareSettings:
 
     frames: int | None = 100
     fomc_points: tuple[FomcPoint, ...] = DEFAULT_FOMC_POINTS
+    base_points: tuple[BasePoint, ...] = DEFAULT_BASE_POINTS
     codecs: tuple[str, ...] = ("av1", "h264")
     crfs: dict[str, tuple[int, ...]] = field(default_factory=lambda: dict(DEFAULT_CRFS))
     ladder: tuple[tuple[int, int], ...] = DEFAULT_LADDER
@@ -215,6 +284,7 @@ class CompareSettings:
         still = len({p.quality for p in self.fomc_points}) if self.still else 0
         return (
             len(self.fomc_points)
+            + len(self.base_points)
             + still
             + sum(len(self.baseline_configs(codec)) for codec in self.codecs)
         )
@@ -223,6 +293,7 @@ class CompareSettings:
         return {
             "frames": self.frames,
             "fomc_points": [p.label for p in self.fomc_points],
+            "base_points": [p.label for p in self.base_points],
             "codecs": list(self.codecs),
             "crfs": {c: list(self.crfs[c]) for c in self.codecs},
             "ladder": [f"{s}/{d}" for s, d in self.ladder],
@@ -268,21 +339,23 @@ class Measurement:
 
 @dataclass
 class BDRate:
-    """BD-rate (%) of fomc against one baseline for one metric; negative: fomc needs fewer
-    bits for the same quality. ``value`` is None when it cannot be computed; ``problem`` then
-    (or when the curves barely overlap) says why: ``points``, ``no-overlap`` or ``overlap``."""
+    """BD-rate (%) of ``test`` (fomc or fomc-base) against one baseline for one metric;
+    negative: the test codec needs fewer bits for the same quality. ``value`` is None when it
+    cannot be computed; ``problem`` then (or when the curves barely overlap) says why:
+    ``points``, ``no-overlap`` or ``overlap``."""
 
     anchor: str
     metric: str
     rate: str  # "file" or "payload"
     value: float | None
     overlap: float
-    points: tuple[int, int]  # Pareto points of anchor and fomc
+    points: tuple[int, int]  # Pareto points of anchor and test
     problem: str | None = None
+    test: str = "fomc"
 
     @property
     def warning(self) -> str | None:
-        name = f"fomc vs {self.anchor} ({self.metric}, {self.rate} bytes)"
+        name = f"{self.test} vs {self.anchor} ({self.metric}, {self.rate} bytes)"
         if self.problem == "points":
             return (
                 f"{name}: no BD-rate, needs 2 Pareto points per curve, has "
@@ -305,14 +378,14 @@ def bd_warnings(bd_rates: Sequence[BDRate]) -> list[str]:
         "no-overlap": "no BD-rate (the curves do not overlap in quality)",
         "overlap": "curves barely overlap, BD-rate covers only the overlap",
     }
-    groups: dict[tuple[str, str, str], list[str]] = {}
+    groups: dict[tuple[str, str, str, str], list[str]] = {}
     for b in bd_rates:
         if b.problem:
             detail = f"{b.metric} ({b.overlap:.1%})" if b.problem == "overlap" else b.metric
-            groups.setdefault((b.anchor, b.rate, b.problem), []).append(detail)
+            groups.setdefault((b.test, b.anchor, b.rate, b.problem), []).append(detail)
     return [
-        f"fomc vs {anchor} ({rate} bytes): {text[problem]}: {', '.join(metrics)}"
-        for (anchor, rate, problem), metrics in groups.items()
+        f"{test} vs {anchor} ({rate} bytes): {text[problem]}: {', '.join(metrics)}"
+        for (test, anchor, rate, problem), metrics in groups.items()
     ]
 
 
@@ -346,20 +419,23 @@ def _measure(
 
 
 def _fomc_run(
-    frames: np.ndarray, fps: Fraction, point: FomcPoint, model: Any, device: str
+    frames: np.ndarray, fps: Fraction, point: FomcPoint | BasePoint, model: Any, device: str
 ) -> tuple[bytes, dict[str, int], np.ndarray, float, float]:
     from fomcodec.codec.pipeline import Decoder, Encoder
 
     started = time.perf_counter()
-    encoder = Encoder(
-        model,
-        device=device,
-        image_quality=point.quality,
-        quantization=QuantizationParams(point.value_scale, point.jacobian_scale),
-        motion_coding=point.coding,
-        motion_stride=point.motion_stride,
-        refresh_db=point.refresh_db or None,
-    )
+    if isinstance(point, BasePoint):
+        encoder = Encoder(device=device, image_quality=point.quality, base_layer=point.settings)
+    else:
+        encoder = Encoder(
+            model,
+            device=device,
+            image_quality=point.quality,
+            quantization=QuantizationParams(point.value_scale, point.jacobian_scale),
+            motion_coding=point.coding,
+            motion_stride=point.motion_stride,
+            refresh_db=point.refresh_db or None,
+        )
     data = bs.pack(encoder.encode_frames(iter(frames), fps))
     encoded = time.perf_counter()
     decoder = Decoder(model, device=device)
@@ -422,6 +498,11 @@ def measure_clip(
             "motion_coding": point.coding,
         }
         add("fomc", point.label, params, len(data), payload, decoded, encode_s, decode_s)
+    for base in settings.base_points:
+        data, sizes, decoded, encode_s, decode_s = _fomc_run(frames, fps, base, model, device)
+        payload = sizes["header"] + sizes["image"] + sizes["base"]
+        params = dataclasses.asdict(base)
+        add("fomc-base", base.label, params, len(data), payload, decoded, encode_s, decode_s)
     if settings.still:
         for quality in sorted({p.quality for p in settings.fomc_points}):
             started = time.perf_counter()
@@ -553,10 +634,10 @@ def bd_rate(
         value_a, value_t = -value_a, -value_t
     points = (len(rate_a), len(rate_t))
     if min(points) < 2:
-        return BDRate(anchor, metric, rate, None, 0.0, points, "points")
+        return BDRate(anchor, metric, rate, None, 0.0, points, "points", test)
     overlap = curve_overlap(value_a, value_t)
     if overlap <= 0:
-        return BDRate(anchor, metric, rate, None, 0.0, points, "no-overlap")
+        return BDRate(anchor, metric, rate, None, 0.0, points, "no-overlap", test)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         value = float(
@@ -571,19 +652,21 @@ def bd_rate(
             )
         )
     if not math.isfinite(value):
-        return BDRate(anchor, metric, rate, None, overlap, points, "no-overlap")
-    return BDRate(
-        anchor, metric, rate, value, overlap, points, "overlap" if overlap < min_overlap else None
-    )
+        return BDRate(anchor, metric, rate, None, overlap, points, "no-overlap", test)
+    problem = "overlap" if overlap < min_overlap else None
+    return BDRate(anchor, metric, rate, value, overlap, points, problem, test)
 
 
 def all_bd_rates(
     rows: Sequence[Measurement], settings: CompareSettings, metrics: Iterable[str]
 ) -> list[BDRate]:
-    if not any(r.codec == "fomc" for r in rows):
-        return []
+    """BD-rates of every test codec present (:data:`TEST_CODECS`) against every baseline."""
+    metrics = list(metrics)
+    present = {r.codec for r in rows}
     return [
-        bd_rate(rows, anchor, metric, rate, min_overlap=settings.min_overlap)
+        bd_rate(rows, anchor, metric, rate, test, settings.min_overlap)
+        for test in TEST_CODECS
+        if test in present
         for anchor in settings.codecs
         for rate in ("file", "payload")
         for metric in metrics
@@ -685,6 +768,12 @@ def _description(codec: str, result: CompareResult) -> str:
             f"fomc, model {model['name']} (weights {model['weights']}); bytes: the whole "
             ".fomc file, payload: header + source image + motion"
         )
+    if codec == "fomc-base":
+        return (
+            "fomc with an AV1 base layer instead of keypoints, fused with the source image's "
+            "detail (no network); bytes: the whole .fomc file, payload: header + source "
+            "image + base layer"
+        )
     if codec == "still":
         return (
             f"reference: fomc's source image alone ({DEFAULT_CODEC}), repeated; bytes: "
@@ -757,7 +846,7 @@ def results_document(result: CompareResult) -> dict[str, Any]:
         "codecs": {c: compressai_results(result, c) for c in _codecs(result)},
         "bd_rate": [
             {
-                "test": "fomc",
+                "test": b.test,
                 "anchor": b.anchor,
                 "metric": b.metric,
                 "rate": b.rate,
@@ -830,24 +919,32 @@ def table_rows(result: CompareResult) -> tuple[list[str], list[list[str]]]:
 
 def bd_table_rows(result: CompareResult) -> tuple[list[str], list[list[str]]]:
     metrics = result.metrics
-    header = ["fomc vs", "bytes", *(_SHORT[m] for m in metrics)]
+    header = ["test", "vs", "bytes", *(_SHORT[m] for m in metrics)]
     rows = []
-    for anchor in result.settings.codecs:
-        for rate in ("file", "payload"):
-            cells = [anchor, rate]
-            for metric in metrics:
-                match = [
-                    b
-                    for b in result.bd_rates
-                    if (b.anchor, b.rate, b.metric) == (anchor, rate, metric)
-                ]
-                if not match or match[0].value is None:
-                    cells.append("-")
-                else:
-                    flag = "*" if match[0].problem else ""
-                    cells.append(f"{match[0].value:+.1f} %{flag}")
-            rows.append(cells)
+    tests = [t for t in TEST_CODECS if any(b.test == t for b in result.bd_rates)]
+    for test in tests:
+        for anchor in result.settings.codecs:
+            for rate in ("file", "payload"):
+                rows.append(_bd_cells(result, test, anchor, rate, metrics))
     return header, rows
+
+
+def _bd_cells(
+    result: CompareResult, test: str, anchor: str, rate: str, metrics: Sequence[str]
+) -> list[str]:
+    cells = [test, anchor, rate]
+    for metric in metrics:
+        match = [
+            b
+            for b in result.bd_rates
+            if (b.test, b.anchor, b.rate, b.metric) == (test, anchor, rate, metric)
+        ]
+        if not match or match[0].value is None:
+            cells.append("-")
+        else:
+            flag = "*" if match[0].problem else ""
+            cells.append(f"{match[0].value:+.1f} %{flag}")
+    return cells
 
 
 def format_table(result: CompareResult) -> str:

@@ -48,6 +48,10 @@ ARGS = [
     "q=20,stride=2,vs=2000,js=250",
     "--fomc-point",
     "q=60",
+    "--base-point",
+    "q=20,size=64,crf=40,fps=2",
+    "--base-point",
+    "q=20,size=128,crf=40,fps=1",
     "--av1-crf",
     "63,40",
     "--h264-crf",
@@ -78,7 +82,7 @@ def rows_of(document: dict, codec: str) -> list[dict]:
 def test_every_output_file_is_written(compared) -> None:
     out, _, document = compared
     metrics = list(METRICS) if vmaf_available() else list(METRICS[:4])
-    expected = compare.output_names(metrics, ["fomc", "av1", "h264", "still"])
+    expected = compare.output_names(metrics, ["fomc", "fomc-base", "av1", "h264", "still"])
     for name in expected:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     for metric in metrics:
@@ -121,6 +125,16 @@ def test_rates_grow_with_quality_and_counts_are_honest(compared) -> None:
         assert all(small[crf]["payload_bytes"] < full[crf]["payload_bytes"] for crf in full)
 
 
+def test_base_layer_points_form_their_own_curve(compared) -> None:
+    out, result, document = compared
+    small, large = sorted(rows_of(document, "fomc-base"), key=lambda r: r["size"])
+    assert (small["size"], small["fps_divisor"], large["size"]) == (64, 2, 128)
+    assert small["bytes"] < large["bytes"] and small["psnr-rgb"] < large["psnr-rgb"]
+    tests = {b["test"] for b in document["bd_rate"]}
+    assert tests == {"fomc", "fomc-base"}
+    assert "fomc-base" in result.stdout and "fomc-base" in (out / "summary.md").read_text()
+
+
 def test_metric_values_are_sane(compared) -> None:
     _, _, document = compared
     for row in document["rows"]:
@@ -158,6 +172,8 @@ def test_refuses_to_overwrite_without_y(compared, weights: Path, clip: Path) -> 
         ["--ladder", "255/1"],
         ["--av1-crf", "70"],
         ["--fomc-point", "zoom=3"],
+        ["--base-point", "size=63"],
+        ["--base-point", "fps=5"],
     ],
 )
 def test_bad_options_are_usage_errors(clip: Path, tmp_path: Path, args: list[str]) -> None:
@@ -265,6 +281,15 @@ def test_fomc_point_parsing() -> None:
     assert compare.parse_ladder("256,128/2") == ((256, 1), (128, 2))
     with pytest.raises(ValueError):
         compare.FomcPoint.parse("q=101")
+
+
+def test_base_point_parsing() -> None:
+    point = compare.BasePoint.parse("q=20, size=96, crf=45, fps=1")
+    assert point == compare.BasePoint(20, 96, 45, 1) and point.label == "q20 96px crf45"
+    assert compare.BasePoint.parse("") == compare.BasePoint()
+    assert compare.BasePoint.parse("fps=2").label.endswith(" /2")
+    with pytest.raises(ValueError, match="expected"):
+        compare.BasePoint.parse("crf")
 
 
 def test_fomc_points_name_their_motion_coding() -> None:
