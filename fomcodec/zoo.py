@@ -13,6 +13,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -23,6 +24,7 @@ from fomcodec.errors import ModelError
 from fomcodec.fileio import atomic_output
 from fomcodec.nets.config import ModelConfig
 from fomcodec.nets.fomm import FOMM
+from fomcodec.nets.fuser import FUSER_FOLDER, BaseLayerFuser, FuserConfig
 from fomcodec.nets.interpolator import (
     INTERPOLATOR_FOLDER,
     FacialFrameInterpolator,
@@ -265,12 +267,18 @@ def load_model(
     return model.to(device)
 
 
-# ------------------------------------------------------------ frame interpolators (same registry)
+# ------------------------------------------ frame interpolators and fusers (same registry)
+
+
+def family_dirs(folder: str) -> list[Path]:
+    """Folders searched for a network family kept in a subfolder of each model folder
+    (``interpolators/``, ``fusers/``)."""
+    return [d / folder for d in model_dirs() if (d / folder).is_dir()]
 
 
 def interpolator_dirs() -> list[Path]:
     """Folders searched for named interpolators: ``interpolators/`` inside each model folder."""
-    return [d / INTERPOLATOR_FOLDER for d in model_dirs() if (d / INTERPOLATOR_FOLDER).is_dir()]
+    return family_dirs(INTERPOLATOR_FOLDER)
 
 
 def get_interpolator_config(name_or_path: str | os.PathLike) -> InterpolatorConfig:
@@ -299,31 +307,58 @@ def save_interpolator(
     return save_weights(model, path, half=half, extra_metadata=metadata)
 
 
-def load_interpolator(
-    name_or_path: str | os.PathLike, device: str | torch.device = "cpu"
-) -> FacialFrameInterpolator:
-    """Load weights (``.safetensors`` path, or a name with ``NAME.safetensors`` beside its
-    YAML); the config comes from the file's metadata, else from the YAML beside it."""
+def _load_family_member(
+    name_or_path: str | os.PathLike, folder: str, config_class: Any, network_class: Any
+) -> Any:
+    """Weights of a family kept in ``folder`` (a ``.safetensors`` path, or a name with
+    ``NAME.safetensors`` in that folder); the config comes from the file's metadata, else
+    from the YAML beside it. The network carries ``model_name``, ``weights_hash`` and
+    ``weights_path``."""
+    kind = config_class.SECTION
     path = Path(name_or_path)
     if path.suffix != ".safetensors":
-        for folder in interpolator_dirs():
-            if (folder / f"{name_or_path}.safetensors").is_file():
-                path = folder / f"{name_or_path}.safetensors"
+        for candidate in family_dirs(folder):
+            if (candidate / f"{name_or_path}.safetensors").is_file():
+                path = candidate / f"{name_or_path}.safetensors"
                 break
         else:
-            raise ModelError(f"no trained weights for interpolator '{name_or_path}'")
+            raise ModelError(f"no trained weights for {kind} '{name_or_path}'")
     if not path.is_file():
         raise ModelError(f"weights file {path} not found")
     meta = read_safetensors_metadata(path)
     if "config" in meta:
-        config = InterpolatorConfig.from_dict(
+        config = config_class.from_dict(
             yaml.safe_load(meta["config"]), name=meta.get("name") or path.stem
         )
     elif path.with_suffix(".yaml").is_file():
-        config = InterpolatorConfig.from_yaml(path.with_suffix(".yaml"))
+        config = config_class.from_yaml(path.with_suffix(".yaml"))
     else:
         raise ModelError(f"{path} holds no config and has no YAML beside it")
-    model = FacialFrameInterpolator(config)
+    model = network_class(config)
     load_weights_into(model, _read_weights(path), str(path))
+    model.model_name = config.name
+    model.weights_hash = weights_hash(model)
     model.weights_path = path
-    return model.eval().to(device)
+    return model.eval()
+
+
+def load_interpolator(
+    name_or_path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> FacialFrameInterpolator:
+    """Load a frame interpolator by name (``models/interpolators/``) or weights path."""
+    model = _load_family_member(
+        name_or_path, INTERPOLATOR_FOLDER, InterpolatorConfig, FacialFrameInterpolator
+    )
+    return model.to(device)
+
+
+def save_fuser(model: BaseLayerFuser, path: str | os.PathLike) -> Path:
+    """Safetensors weights (fp32: the fuser is small) with the config in the metadata."""
+    return save_weights(model, path, half=False, extra_metadata={"format": "fomcodec-fuser"})
+
+
+def load_fuser(
+    name_or_path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> BaseLayerFuser:
+    """Load a base-layer fuser by name (``models/fusers/``) or weights path."""
+    return _load_family_member(name_or_path, FUSER_FOLDER, FuserConfig, BaseLayerFuser).to(device)

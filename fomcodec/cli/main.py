@@ -35,6 +35,7 @@ from fomcodec.codec.base_layer import (
     DEFAULT_BASE_CRF,
     DEFAULT_BASE_SIZE,
     DEFAULT_FPS_DIVISOR,
+    DEFAULT_FUSER,
     FPS_DIVISORS,
 )
 from fomcodec.codec.keyframes import DEFAULT_REFRESH_DB
@@ -228,6 +229,14 @@ def main() -> None:
     help="Code every N-th frame in the base layer; the decoder blends the ones between.",
 )
 @click.option(
+    "--fuser",
+    default=DEFAULT_FUSER,
+    show_default=True,
+    metavar="NAME|PATH|detail",
+    help="How the decoder adds the source image's detail to the base layer: a learned "
+    "fuser (models/fusers/) or 'detail' (no network).",
+)
+@click.option(
     "--frames",
     "max_frames",
     type=click.IntRange(1),
@@ -265,6 +274,7 @@ def encode(
     base_size: int,
     base_crf: int,
     base_fps_divisor: str,
+    fuser: str,
     max_frames: int | None,
     batch_size: int,
     quiet: bool,
@@ -286,7 +296,7 @@ def encode(
     defaults = bs.DEFAULT_QUANTIZATION[motion_coding]
     base = None
     if base_layer == "av1":
-        base = BaseLayerSettings(base_size, base_crf, int(base_fps_divisor))
+        base = BaseLayerSettings(base_size, base_crf, int(base_fps_divisor), fuser)
         try:
             base.check(BASE_FRAME_SIZE)
         except ValueError as exc:

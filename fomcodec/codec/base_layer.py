@@ -18,7 +18,10 @@ MIN_BASE_SIZE = 16
 DEFAULT_BASE_SIZE = 64
 DEFAULT_BASE_CRF = 51
 DEFAULT_FPS_DIVISOR = 2
+#: The fuser without a network (``--fuser detail``); any other name is a learned fuser
+#: (:mod:`fomcodec.nets.fuser`), named in the stream's header like a model.
 DETAIL_FUSER = "detail"
+DEFAULT_FUSER = "fuse-small"
 #: Frame size of base layer streams (the codec's 256x256 crop).
 BASE_FRAME_SIZE = 256
 #: What a base layer stream names in the header's model field: no network decodes it.
@@ -28,11 +31,13 @@ BASE_LAYER_MODEL_NAME = "base-layer"
 @dataclass(frozen=True)
 class BaseLayerSettings:
     """How the encoder codes the base layer: ``size`` (even, square side in pixels), SVT-AV1
-    ``crf`` and ``fps_divisor`` k (every k-th frame is coded)."""
+    ``crf`` and ``fps_divisor`` k (every k-th frame is coded), and the fuser the decoder is
+    to use (:data:`DETAIL_FUSER`, or a learned fuser's name or weights path)."""
 
     size: int = DEFAULT_BASE_SIZE
     crf: int = DEFAULT_BASE_CRF
     fps_divisor: int = DEFAULT_FPS_DIVISOR
+    fuser: str = DEFAULT_FUSER
 
     def check(self, frame_size: int) -> None:
         """Raise ValueError unless these settings fit frames of ``frame_size`` pixels."""

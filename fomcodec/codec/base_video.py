@@ -88,7 +88,7 @@ class BaseLayerWriter:
         self._collect(self._context.encode(None))
         return BaseLayer(
             codec="av1",
-            fuser=DETAIL_FUSER,
+            fuser="detail" if self.settings.fuser == DETAIL_FUSER else "learned",
             width=self.settings.size,
             height=self.settings.size,
             fps_divisor=self.settings.fps_divisor,

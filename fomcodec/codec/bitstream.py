@@ -142,7 +142,7 @@ def _pack_audio(track: AudioTrack) -> bytes:
 BASE_CODEC_IDS: dict[str, int] = {"av1": 1}
 _BASE_CODEC_NAMES = {v: k for k, v in BASE_CODEC_IDS.items()}
 #: How the decoder fuses base frames with the source images; stable ids, only append.
-FUSER_IDS: dict[str, int] = {"detail": 0}
+FUSER_IDS: dict[str, int] = {"detail": 0, "learned": 1}
 _FUSER_NAMES = {v: k for k, v in FUSER_IDS.items()}
 # codec id, fuser id, width, height, fps divisor, frame count, packet count
 _BASE_HEAD = struct.Struct("<BBHHBII")

@@ -1,11 +1,14 @@
-"""Fusion of base frames with the source images' detail (the ``detail`` fuser: no network).
+"""Fusion of base frames with the source images' detail.
 
 ::
 
     each base frame B, with its segment's source image S:
         S_low = S through the same down- and up-scaling as the base frames
         flow  = DIS optical flow from B to S_low (both grey)
-        out   = B + warp(S, flow) - warp(S_low, flow)
+        W, W_low = warp(S, flow), warp(S_low, flow)
+        "detail" fuser:  out = B + W - W_low                       (no network)
+        learned fuser:   out = B + W - W_low + CNN(B, W - W_low, B - W_low)
+                         (:class:`~fomcodec.nets.fuser.BaseLayerFuser`)
 
 The base frame gives colour and position, the source image what the small frame lost.
 Measured in docs/base-layer.md.
@@ -14,6 +17,7 @@ Measured in docs/base-layer.md.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -22,10 +26,14 @@ from fomcodec.codec.base_video import downscale, upscale, upscaled_frames
 from fomcodec.codec.bitstream import Bitstream
 from fomcodec.codec.image_codec import decode_image
 
+if TYPE_CHECKING:
+    from fomcodec.nets.fuser import BaseLayerFuser
 
-class DetailFuser:
-    """Adds what a base frame lacks from one source image: the source, warped onto the base
-    frame by dense optical flow, less its own low-resolution version warped the same way."""
+
+class SourceWarp:
+    """One source image, warped onto base frames by dense optical flow: the source and its
+    own low-resolution version (through the base layer's down- and up-scaling), warped the
+    same way; their difference is the detail the base frame lacks."""
 
     def __init__(self, source: np.ndarray, base_width: int, base_height: int) -> None:
         height, width = source.shape[:2]
@@ -38,22 +46,50 @@ class DetailFuser:
             np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
         )
 
-    def fuse(self, base: np.ndarray) -> np.ndarray:
-        """Fuse one float32 base frame at the source's size into a uint8 RGB frame."""
-        grey = cv2.cvtColor(np.clip(base + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+    def warp(self, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(warped source, warped low-resolution source), float32 (H, W, 3), for one float32
+        base frame at the source's size."""
+        grey = cv2.cvtColor(to_uint8(base), cv2.COLOR_RGB2GRAY)
         flow = self._flow.calc(grey, self._source_low_grey, None)
         map_x, map_y = self._grid_x + flow[..., 0], self._grid_y + flow[..., 1]
-        detail = self._warp(self._source, map_x, map_y) - self._warp(self._source_low, map_x, map_y)
-        return np.clip(base + detail + 0.5, 0, 255).astype(np.uint8)
+        return self._remap(self._source, map_x, map_y), self._remap(self._source_low, map_x, map_y)
 
     @staticmethod
-    def _warp(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    def _remap(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
         return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def fused_frames(stream: Bitstream) -> Iterator[np.ndarray]:
-    """The decoded frames of a stream with a base layer, one (H, W, 3) uint8 RGB frame at a
-    time; each segment fuses with its own source image."""
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    """Round and clip float pixel values (0..255) to uint8."""
+    return np.clip(frames + 0.5, 0, 255).astype(np.uint8)
+
+
+def fuse_batch(
+    base: np.ndarray,
+    warped: np.ndarray,
+    warped_low: np.ndarray,
+    network: BaseLayerFuser | None = None,
+) -> np.ndarray:
+    """Fuse (N, H, W, 3) float32 base frames with the warped source: ``network`` None is the
+    ``detail`` fuser (``base + warped - warped_low``), else the learned one. uint8 out."""
+    if network is None:
+        return to_uint8(base + warped - warped_low)
+    import torch
+
+    def tensor(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(x).permute(0, 3, 1, 2) / 255
+
+    with torch.inference_mode():
+        out = network(tensor(base), tensor(warped), tensor(warped_low))
+    return to_uint8(out.permute(0, 2, 3, 1).numpy() * 255)
+
+
+def fused_frames(
+    stream: Bitstream, network: BaseLayerFuser | None = None, batch_size: int = 8
+) -> Iterator[np.ndarray]:
+    """The decoded frames of a stream with a base layer, as (N, H, W, 3) uint8 RGB batches
+    of up to ``batch_size``; each segment fuses with its own source image (``network``: the
+    stream's learned fuser, None for the ``detail`` fuser)."""
     layer = stream.base
     if layer is None:
         raise ValueError("the stream has no base layer")
@@ -61,6 +97,13 @@ def fused_frames(stream: Bitstream) -> Iterator[np.ndarray]:
     upscaled = upscaled_frames(layer, header.frame_count, header.width, header.height)
     for (start, end, _), image in zip(stream.segments(), stream.source_images, strict=True):
         source = upscale(decode_image(image), header.width, header.height)
-        fuser = DetailFuser(source, layer.width, layer.height)
-        for _ in range(start, end):
-            yield fuser.fuse(next(upscaled))
+        warp = SourceWarp(source, layer.width, layer.height)
+        for first in range(start, end, batch_size):
+            bases = [next(upscaled) for _ in range(first, min(first + batch_size, end))]
+            warps = [warp.warp(base) for base in bases]
+            yield fuse_batch(
+                np.stack(bases),
+                np.stack([w for w, _ in warps]),
+                np.stack([low for _, low in warps]),
+                network,
+            )

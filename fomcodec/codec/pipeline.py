@@ -34,7 +34,12 @@ import torch
 
 from fomcodec.codec import bitstream as bs
 from fomcodec.codec.audio import DEFAULT_AUDIO_BITRATE, AudioFeed, encode_audio
-from fomcodec.codec.base_layer import BASE_FRAME_SIZE, BASE_LAYER_MODEL_NAME, BaseLayerSettings
+from fomcodec.codec.base_layer import (
+    BASE_FRAME_SIZE,
+    BASE_LAYER_MODEL_NAME,
+    DETAIL_FUSER,
+    BaseLayerSettings,
+)
 from fomcodec.codec.base_video import BaseLayerWriter
 from fomcodec.codec.frame_interpolation import (
     InterpolatorSpec,
@@ -56,10 +61,11 @@ from fomcodec.media.crop import CropBox, CropSchedule
 from fomcodec.media.shots import DEFAULT_CUT_THRESHOLD, CutDetector
 from fomcodec.media.video_io import VideoOutput, iter_batches, probe_video, read_frames
 from fomcodec.nets.fomm import FOMM
+from fomcodec.nets.fuser import BaseLayerFuser
 from fomcodec.nets.keypoint_detector import Keypoints
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
 from fomcodec.tensors import frames_to_images, image_psnr, images_to_frames
-from fomcodec.zoo import DEFAULT_MODEL, load_model
+from fomcodec.zoo import DEFAULT_MODEL, load_fuser, load_model
 
 ModelSpec = str | os.PathLike | FOMM
 ProgressCallback = Callable[[int], None]
@@ -256,8 +262,12 @@ class Encoder:
         # a base layer stream carries no keypoints: no model to load
         self.model = None if base_layer is not None else _resolve_model(model, self.device)
         self.frame_size = BASE_FRAME_SIZE if self.model is None else self.model.config.image_size
+        self._fuser_identity = (BASE_LAYER_MODEL_NAME, bytes(8))
         if base_layer is not None:
             base_layer.check(self.frame_size)
+            if base_layer.fuser != DETAIL_FUSER:
+                fuser = load_fuser(base_layer.fuser)
+                self._fuser_identity = (fuser.model_name, fuser.weights_hash)
         self.batch_size = batch_size
         self.image_codec = image_codec
         self.image_quality = image_quality
@@ -503,8 +513,8 @@ class Encoder:
             height=size,
             fps=Fraction(fps),
             frame_count=frame_count,
-            model_name=BASE_LAYER_MODEL_NAME,
-            weights_hash=bytes(8),
+            model_name=self._fuser_identity[0],
+            weights_hash=self._fuser_identity[1],
             num_kp=1,
             relative_motion=False,
             has_jacobians=False,
@@ -620,6 +630,7 @@ class Decoder:
         inbetween: str | None = None,
         interpolator: InterpolatorSpec | None = None,
         audio: bool = True,
+        fuser: str | os.PathLike | BaseLayerFuser | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
@@ -636,6 +647,8 @@ class Decoder:
         self.inbetween = inbetween
         self._interpolator_spec = interpolator
         self._synthesizer: MiddleFrameSynthesizer | None = None
+        self._fuser_spec = fuser
+        self._fuser: BaseLayerFuser | None = fuser if isinstance(fuser, BaseLayerFuser) else None
 
     def inbetween_method(self, header: bs.StreamHeader) -> str | None:
         """How the frames without motion are made for this stream: ``"interpolator"``,
@@ -684,6 +697,24 @@ class Decoder:
             )
         return model
 
+    def fuser_for(self, stream: bs.Bitstream) -> BaseLayerFuser | None:
+        """The learned fuser a base layer stream names (loaded by its name unless one was
+        given; :class:`ModelMismatchError` unless its weights are the stream's), or None for
+        the ``detail`` fuser."""
+        if stream.base is None or stream.base.fuser == "detail":
+            return None
+        header = stream.header
+        if self._fuser is None:
+            spec = self._fuser_spec if self._fuser_spec is not None else header.model_name
+            self._fuser = load_fuser(spec)
+        if self._fuser.weights_hash != header.weights_hash:
+            raise ModelMismatchError(
+                f"stream was made for fuser '{header.model_name}' (weights "
+                f"{header.weights_hash.hex()}), but the decoder has '{self._fuser.model_name}' "
+                f"(weights {self._fuser.weights_hash.hex()})"
+            )
+        return self._fuser
+
     @torch.no_grad()
     def decode_stream(
         self, stream: bs.Bitstream, progress: ProgressCallback | None = None
@@ -725,18 +756,10 @@ class Decoder:
         self, stream: bs.Bitstream, progress: ProgressCallback | None
     ) -> Iterator[np.ndarray]:
         """A base layer stream's frames, fused with its source images, in batches."""
-        batch: list[np.ndarray] = []
-        for frame in fused_frames(stream):
-            batch.append(frame)
-            if len(batch) == self.batch_size:
-                if progress:
-                    progress(len(batch))
-                yield np.stack(batch)
-                batch = []
-        if batch:
+        for batch in fused_frames(stream, self.fuser_for(stream), self.batch_size):
             if progress:
                 progress(len(batch))
-            yield np.stack(batch)
+            yield batch
 
     def decode_file(
         self,
@@ -756,6 +779,8 @@ class Decoder:
         header = stream.header
         if stream.base is None:
             self.model_for(header)
+        else:
+            self.fuser_for(stream)
         if self.inbetween_method(header) == "interpolator":
             self.synthesizer()
         fps = self.output_fps(header)

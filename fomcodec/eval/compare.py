@@ -49,6 +49,7 @@ from fomcodec.codec.base_layer import (
     DEFAULT_BASE_CRF,
     DEFAULT_BASE_SIZE,
     DEFAULT_FPS_DIVISOR,
+    DEFAULT_FUSER,
     BaseLayerSettings,
 )
 from fomcodec.codec.image_codec import DEFAULT_CODEC, DEFAULT_QUALITY, decode_image, encode_image
@@ -192,6 +193,7 @@ class BasePoint:
     size: int = DEFAULT_BASE_SIZE
     crf: int = DEFAULT_BASE_CRF
     fps_divisor: int = DEFAULT_FPS_DIVISOR
+    fuser: str = DEFAULT_FUSER
 
     _KEYS = {"q": "quality", "size": "size", "crf": "crf", "fps": "fps_divisor"}
 
@@ -202,17 +204,21 @@ class BasePoint:
 
     @property
     def settings(self) -> BaseLayerSettings:
-        return BaseLayerSettings(self.size, self.crf, self.fps_divisor)
+        return BaseLayerSettings(self.size, self.crf, self.fps_divisor, self.fuser)
 
     @classmethod
     def parse(cls, text: str) -> BasePoint:
-        """``"q=15,size=64,crf=51,fps=2"`` (any subset; ``fps``: the frame-rate divisor)."""
-        values: dict[str, int] = {}
+        """``"q=15,size=64,crf=51,fps=2,fuser=detail"`` (any subset; ``fps``: the frame-rate
+        divisor; ``fuser``: a learned fuser's name or ``detail``)."""
+        values: dict[str, Any] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, sep, value = part.partition("=")
+            if key.strip() == "fuser" and sep:
+                values["fuser"] = value.strip()
+                continue
             name = cls._KEYS.get(key.strip())
             if not sep or name is None:
-                raise ValueError(f"base point {text!r}: expected q=N,size=N,crf=N,fps=N")
+                raise ValueError(f"base point {text!r}: expected q=N,size=N,crf=N,fps=N,fuser=NAME")
             try:
                 values[name] = int(value)
             except ValueError:
@@ -222,7 +228,8 @@ class BasePoint:
     @property
     def label(self) -> str:
         rate = f" /{self.fps_divisor}" if self.fps_divisor > 1 else ""
-        return f"q{self.quality} {self.size}px crf{self.crf}{rate}"
+        fuser = "" if self.fuser == DEFAULT_FUSER else f" {self.fuser}"
+        return f"q{self.quality} {self.size}px crf{self.crf}{rate}{fuser}"
 
 
 #: From about 4 to about 20 kbit/s on 10-s talking heads (docs/base-layer.md).

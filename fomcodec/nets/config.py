@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import yaml
 
@@ -120,3 +121,49 @@ class ModelConfig:
             },
             "train_params": dict(self.training),
         }
+
+
+class SectionConfig:
+    """Mixin for a flat dataclass config kept under one YAML key (:attr:`SECTION`), e.g.
+    ``interpolator:`` or ``fuser:``; the keys may also sit at the top level."""
+
+    SECTION: ClassVar[str]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], name: str | None = None) -> Self:
+        kind = cls.SECTION
+        if not isinstance(data, dict):
+            raise ModelError(f"{kind} config must be a mapping")
+        data = dict(data.get(kind, data))
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ModelError(f"unknown {kind} config keys: {', '.join(unknown)}")
+        if name is not None and "name" not in data:
+            data["name"] = name
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"invalid {kind} config: {exc}") from exc
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> Self:
+        """Read a config file; the name defaults to the file's stem."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ModelError(f"cannot read {cls.SECTION} config {path}: {exc}") from exc
+        return cls.from_dict(data, name=path.stem)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {self.SECTION: dataclasses.asdict(self)}  # type: ignore[call-overload]
+
+    def to_yaml(self, path: str | os.PathLike | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def replace(self, **changes: Any) -> Self:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]

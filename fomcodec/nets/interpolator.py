@@ -29,18 +29,15 @@ full-resolution conv after each head's upsampling, kernel size F, and the approx
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 
 from fomcodec.errors import ModelError
+from fomcodec.nets.config import SectionConfig
 from fomcodec.nets.warping import tap_offsets, wamv, wsmv, wsmv_prewarp
 
 MODES = ("full", "asymmetric", "symmetric")
@@ -51,8 +48,10 @@ INTERPOLATOR_FOLDER = "interpolators"
 
 
 @dataclass
-class InterpolatorConfig:
+class InterpolatorConfig(SectionConfig):
     """Architecture of a :class:`FacialFrameInterpolator` (defaults: the paper's size)."""
+
+    SECTION: ClassVar[str] = "interpolator"
 
     name: str = "ffi-paper"
     kernel_size: int = 5  # F: taps per side of WAMV / WSMV kernels (odd)
@@ -112,45 +111,6 @@ class InterpolatorConfig:
     def size_multiple(self) -> int:
         """Input sides are padded to a multiple of this (U-Net and GridNet pooling)."""
         return max(2 ** len(self.unet_channels), 4)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], name: str | None = None) -> InterpolatorConfig:
-        if not isinstance(data, dict):
-            raise ModelError("interpolator config must be a mapping")
-        data = dict(data.get("interpolator", data))
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ModelError(f"unknown interpolator config keys: {', '.join(unknown)}")
-        if name is not None and "name" not in data:
-            data["name"] = name
-        try:
-            return cls(**data)
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"invalid interpolator config: {exc}") from exc
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> InterpolatorConfig:
-        """Read a config file (keys at the top level or under ``interpolator:``); the name
-        defaults to the file's stem."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ModelError(f"cannot read interpolator config {path}: {exc}") from exc
-        return cls.from_dict(data, name=path.stem)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"interpolator": dataclasses.asdict(self)}
-
-    def to_yaml(self, path: str | os.PathLike | None = None) -> str:
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
-        if path is not None:
-            Path(path).write_text(text)
-        return text
-
-    def replace(self, **changes: Any) -> InterpolatorConfig:
-        return dataclasses.replace(self, **changes)
 
 
 # ----------------------------------------------------------------------------- building blocks

@@ -22,7 +22,7 @@ from fomcodec.codec.pipeline import Decoder, Encoder
 from fomcodec.errors import BitstreamError
 from fomcodec.eval.metrics import psnr_rgb
 
-SETTINGS = BaseLayerSettings(size=64, crf=40, fps_divisor=2)
+SETTINGS = BaseLayerSettings(size=64, crf=40, fps_divisor=2, fuser="detail")
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +135,89 @@ def test_cli_encode_info_decode(synthetic_clip: Path, tmp_path: Path) -> None:
     assert probe_video(mp4).frame_count == 8
     bad = runner.invoke(main, [*args[:-1], "-y", "--base-size", "47"])
     assert bad.exit_code == 2 and "even" in bad.output
+
+
+# --- learned fusers ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_fuser(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Weights of a tiny fuser whose output layer is not zero (so it differs from 'detail')."""
+    import torch
+
+    from fomcodec.nets.fuser import BaseLayerFuser, FuserConfig
+    from fomcodec.zoo import save_fuser
+
+    torch.manual_seed(0)
+    network = BaseLayerFuser(FuserConfig(name="fuse-tiny", channels=4))
+    torch.nn.init.normal_(network.out.weight, std=0.05)
+    return save_fuser(network, tmp_path_factory.mktemp("fuser") / "fuse-tiny.safetensors")
+
+
+def test_learned_fuser_is_named_in_the_stream_and_used(
+    frames: np.ndarray, stream: bs.Bitstream, tiny_fuser: Path
+) -> None:
+    from fomcodec.errors import ModelMismatchError
+    from fomcodec.zoo import load_fuser
+
+    settings = dataclasses.replace(SETTINGS, fuser=str(tiny_fuser))
+    learned = Encoder(base_layer=settings).encode_frames(iter(frames), Fraction(25))
+    network = load_fuser(tiny_fuser)
+    assert learned.base.fuser == "learned" and learned.header.model_name == "fuse-tiny"
+    assert learned.header.weights_hash == network.weights_hash
+    assert learned.base.packets == stream.base.packets  # the fuser changes nothing coded
+    out = np.concatenate(list(Decoder(fuser=tiny_fuser).decode_stream(bs.unpack(bs.pack(learned)))))
+    detail = np.concatenate(list(Decoder().decode_stream(stream)))
+    assert out.shape == detail.shape and not np.array_equal(out, detail)
+    with pytest.raises(ModelMismatchError, match="fuser"):
+        other = load_fuser(tiny_fuser)
+        other.weights_hash = bytes(8)
+        list(Decoder(fuser=other).decode_stream(learned))
+
+
+def test_untrained_fuser_is_the_detail_fuser(frames: np.ndarray) -> None:
+    import torch
+
+    from fomcodec.codec.fusion import fuse_batch
+    from fomcodec.nets.fuser import BaseLayerFuser, FuserConfig
+
+    rng = np.random.default_rng(0)
+    base, warped, low = (rng.uniform(0, 255, (2, 16, 16, 3)).astype(np.float32) for _ in range(3))
+    network = BaseLayerFuser(FuserConfig(channels=4)).eval()
+    with torch.no_grad():
+        learned = fuse_batch(base, warped, low, network)
+    assert np.abs(learned.astype(int) - fuse_batch(base, warped, low).astype(int)).max() <= 1
+
+
+def test_fuser_training_exports_and_resumes(tmp_path: Path) -> None:
+    import random
+
+    from fomcodec.nets.fuser import FuserConfig
+    from fomcodec.training.fusion import FuserTrainConfig, clip_samples, train_fuser
+    from fomcodec.zoo import load_fuser
+
+    clip = talking_head_frames(24, (256, 256))
+    samples = clip_samples(clip, random.Random(0))
+    assert samples.shape == (6, 256, 256, 12) and samples.dtype == np.uint8
+    export = tmp_path / "fuse-test.safetensors"
+    config = FuserTrainConfig(steps=30, batch_size=4, crop=64, lr=5e-3, validate_every=15)
+    progress = train_fuser(
+        FuserConfig(name="fuse-test", channels=8),
+        config,
+        samples,
+        samples,
+        tmp_path / "run",
+        export,
+        log=False,
+    )
+    assert progress.step == 30 and load_fuser(export).model_name == "fuse-test"
+    again = train_fuser(
+        FuserConfig(name="fuse-test", channels=8),
+        config,
+        samples,
+        samples,
+        tmp_path / "run",
+        export,
+        log=False,
+    )
+    assert again.step == 30  # resumed, nothing left to do

@@ -1,0 +1,208 @@
+"""Training the learned base-layer fuser (:class:`~fomcodec.nets.fuser.BaseLayerFuser`).
+
+::
+
+    clip frames (256x256, cached) --one random base setting per clip: size, CRF, frame-rate
+      divisor, source quality--> AV1 base layer, coded and decoded as the codec does
+      --> every 4th frame: (base, warped source, warped low source, original) uint8 samples
+      (a source image every 100 frames, as keyframes; cached as one .npy, never committed)
+    samples --random 128x128 crops, horizontal flips--> fuser --L1 against the original-->
+      Adam, one-cycle learning rate; validation PSNR on the held-out clips' samples, the best
+      weights exported as safetensors
+
+The samples are made with the codec's own code (:mod:`fomcodec.codec.base_video`,
+:mod:`fomcodec.codec.fusion`), so the fuser learns on what the decoder will give it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fomcodec.codec.base_layer import BaseLayerSettings
+from fomcodec.codec.base_video import BaseLayerWriter, upscaled_frames
+from fomcodec.codec.fusion import SourceWarp, to_uint8
+from fomcodec.codec.image_codec import decode_image, encode_image
+from fomcodec.nets.fuser import BaseLayerFuser, FuserConfig
+from fomcodec.training.checkpoint import TrainingProgress, load_checkpoint, save_checkpoint
+from fomcodec.training.dataset import build_frame_cache, load_split
+
+#: Base settings drawn per clip (sizes repeat to weight them); the fuser sees them all.
+SIZES = (48, 64, 64, 96, 128)
+CRFS = (40, 60)
+FPS_DIVISORS = (1, 2)
+QUALITIES = (10, 15, 20, 30)
+KEYFRAME_EVERY = 100
+SAMPLE_EVERY = 4
+#: Channels of a sample: base, warped source, warped low source, original (RGB each).
+SAMPLE_CHANNELS = 12
+
+
+def clip_samples(frames: np.ndarray, rng: random.Random) -> np.ndarray:
+    """(M, H, W, 12) uint8 samples of one clip's (N, H, W, 3) frames, with one random base
+    setting for the whole clip."""
+    size = frames.shape[1]
+    settings = BaseLayerSettings(
+        rng.choice(SIZES), rng.randint(*CRFS), rng.choice(FPS_DIVISORS), fuser="detail"
+    )
+    quality = rng.choice(QUALITIES)
+    writer = BaseLayerWriter(settings, Fraction(25), size)
+    for frame in frames:
+        writer.add(frame)
+    bases = upscaled_frames(writer.finish(), len(frames), size, size)
+    samples, warp = [], None
+    for index, base in enumerate(bases):
+        if index % KEYFRAME_EVERY == 0:
+            source = decode_image(encode_image(frames[index], quality=quality))
+            warp = SourceWarp(source, settings.size, settings.size)
+        if index % SAMPLE_EVERY == 0 and warp is not None:
+            warped, warped_low = warp.warp(base)
+            parts = [to_uint8(base), to_uint8(warped), to_uint8(warped_low), frames[index]]
+            samples.append(np.concatenate(parts, -1))
+    return np.stack(samples)
+
+
+def build_samples(clip_arrays: list[np.ndarray], path: Path, seed: int = 0) -> np.ndarray:
+    """Samples of every clip, made once into ``path`` (.npy) and reused."""
+    if not path.exists():
+        rng = random.Random(seed)
+        samples = np.concatenate([clip_samples(np.asarray(c), rng) for c in clip_arrays])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, samples)
+        tmp.replace(path)
+    return np.load(path, mmap_mode="r")
+
+
+def _split(batch: np.ndarray) -> list[torch.Tensor]:
+    tensor = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float() / 255
+    return [tensor[:, i : i + 3] for i in range(0, SAMPLE_CHANNELS, 3)]
+
+
+def _psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    quantised = torch.round(prediction.clamp(0, 1) * 255) / 255
+    return -10 * torch.log10(((quantised - target) ** 2).mean((1, 2, 3)).clamp_min(1e-10))
+
+
+@torch.no_grad()
+def evaluate(model: BaseLayerFuser, samples: np.ndarray, batch: int = 16) -> tuple[float, float]:
+    """Mean PSNR (dB) of the ``detail`` fuser and of ``model`` on ``samples``."""
+    model.eval()
+    detail, learned = [], []
+    for i in range(0, len(samples), batch):
+        base, warped, warped_low, target = _split(samples[i : i + batch])
+        detail.append(_psnr(base + warped - warped_low, target))
+        learned.append(_psnr(model(base, warped, warped_low), target))
+    model.train()
+    return float(torch.cat(detail).mean()), float(torch.cat(learned).mean())
+
+
+@dataclass
+class FuserTrainConfig:
+    steps: int = 3000
+    batch_size: int = 8
+    crop: int = 128
+    lr: float = 2e-3
+    validate_every: int = 250
+    seed: int = 0
+
+
+def train_fuser(
+    config: FuserConfig,
+    train: FuserTrainConfig,
+    samples: np.ndarray,
+    validation: np.ndarray,
+    run_dir: Path,
+    export_path: Path,
+    log: bool = True,
+) -> TrainingProgress:
+    """Train (resuming from ``run_dir/checkpoint.pt``); the best weights by validation PSNR go
+    to ``export_path``."""
+    from fomcodec.zoo import save_fuser
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = run_dir / "checkpoint.pt"
+    torch.manual_seed(train.seed)
+    model = BaseLayerFuser(config).train()
+    optimizer = torch.optim.Adam(model.parameters(), train.lr / 25)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, train.lr, total_steps=train.steps, pct_start=0.05
+    )
+    progress = TrainingProgress()
+    if checkpoint.exists():
+        progress = load_checkpoint(checkpoint, model, optimizer, {"schedule": schedule})
+    rng = np.random.default_rng(train.seed + progress.step)
+    height, width = samples.shape[1:3]
+    started = time.perf_counter() - progress.elapsed
+    while progress.step < train.steps:
+        index = np.sort(rng.choice(len(samples), train.batch_size, replace=False))
+        y, x = rng.integers(0, height - train.crop + 1), rng.integers(0, width - train.crop + 1)
+        batch = samples[index, y : y + train.crop, x : x + train.crop]
+        if rng.random() < 0.5:
+            batch = batch[:, :, ::-1]
+        base, warped, warped_low, target = _split(batch)
+        loss = F.l1_loss(model(base, warped, warped_low), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        progress.step += 1
+        if progress.step % train.validate_every == 0 or progress.step == train.steps:
+            detail, learned = evaluate(model, validation)
+            if learned > progress.best_psnr:
+                progress.best_psnr = learned
+                save_fuser(model, export_path)
+            progress.elapsed = time.perf_counter() - started
+            save_checkpoint(checkpoint, model, optimizer, progress, {"schedule": schedule})
+            if log:
+                print(
+                    f"step {progress.step}: loss {loss.item():.4f}, validation PSNR detail "
+                    f"{detail:.2f} dB, learned {learned:.2f} dB (best {progress.best_psnr:.2f})",
+                    flush=True,
+                )
+    return progress
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Train the learned base-layer fuser.")
+    parser.add_argument("--config", default="models/fusers/fuse-small.yaml")
+    parser.add_argument("--data", default="../shared/data/clips", help="folder of raw clips")
+    parser.add_argument("--split", default="models/splits/shared-data-v1.json")
+    parser.add_argument("--cache", default="data/cache", help="frames and samples (never commit)")
+    parser.add_argument("--frames", type=int, default=200, help="frames per clip (from the start)")
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--export", required=True, help="best weights (.safetensors)")
+    parser.add_argument("--steps", type=int, default=FuserTrainConfig.steps)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    split = load_split(Path(args.split))
+    cache = Path(args.cache)
+    arrays = {}
+    for part in ("train", "validation"):
+        clips = [Path(args.data) / name for name in split[part]]
+        paths = build_frame_cache(clips, cache)
+        arrays[part] = [np.load(p, mmap_mode="r")[: args.frames] for p in paths]
+    samples = build_samples(arrays["train"], cache / f"fuser-train-{args.frames}.npy")
+    validation = build_samples(arrays["validation"], cache / f"fuser-val-{args.frames}.npy", 1)
+    train_fuser(
+        FuserConfig.from_yaml(args.config),
+        FuserTrainConfig(steps=args.steps),
+        samples,
+        np.asarray(validation),
+        Path(args.run_dir),
+        Path(args.export),
+    )
+
+
+if __name__ == "__main__":
+    main()
