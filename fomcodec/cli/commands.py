@@ -88,9 +88,10 @@ def _command_line() -> str:
     "--base-point",
     "base_points",
     multiple=True,
-    metavar="q=N,size=N,crf=N,fps=N",
+    metavar="q=N,size=N,crf=N,fps=N,fuser=NAME",
     help="A rate point of the AV1 base layer mode (repeatable): source image quality, base "
-    "layer size, SVT-AV1 CRF, frame-rate divisor. Default: five from 64px crf57 /2 to 128px.",
+    "layer size, SVT-AV1 CRF, frame-rate divisor, fuser (a learned fuser's name or 'detail'). "
+    "Default: nine from 48px crf60 /2 to 128px crf42.",
 )
 @click.option("--no-base-layer", is_flag=True, help="Leave the base layer mode out.")
 @click.option(

@@ -65,8 +65,8 @@ model_option = click.option(
     default=None,
     metavar="NAME|PATH",
     help="Registered model name, .safetensors/.yaml path, or an official "
-    "FOMM checkpoint (.pth.tar). Default: fomc-small (encode), the "
-    "stream's model (decode).",
+    "FOMM checkpoint (.pth.tar). Default: the shipped default model "
+    "(encode), the stream's model (decode).",
 )
 config_option = click.option(
     "--config",

@@ -232,13 +232,18 @@ class BasePoint:
         return f"q{self.quality} {self.size}px crf{self.crf}{rate}{fuser}"
 
 
-#: From about 4 to about 20 kbit/s on 10-s talking heads (docs/base-layer.md).
+#: From about 3 to about 25 kbit/s on 10-s talking heads (docs/base-layer.md); the fourth is
+#: the encoder's default.
 DEFAULT_BASE_POINTS: tuple[BasePoint, ...] = (
-    BasePoint(size=64, crf=57, fps_divisor=2),
-    BasePoint(size=64, crf=51, fps_divisor=2),
+    BasePoint(quality=10, size=48, crf=60, fps_divisor=2),
+    BasePoint(size=64, crf=60, fps_divisor=2),
+    BasePoint(size=64, crf=54, fps_divisor=2),
+    BasePoint(),
     BasePoint(size=64, crf=51, fps_divisor=1),
     BasePoint(size=96, crf=51, fps_divisor=1),
-    BasePoint(size=128, crf=51, fps_divisor=1),
+    BasePoint(size=96, crf=45, fps_divisor=1),
+    BasePoint(size=128, crf=48, fps_divisor=1),
+    BasePoint(quality=25, size=128, crf=42, fps_divisor=1),
 )
 DEFAULT_CRFS: dict[str, tuple[int, ...]] = {"av1": (63, 55, 47, 39), "h264": (51, 45, 39, 33)}
 #: (coded size, frame-rate divisor) rungs every baseline CRF is run at.
@@ -776,10 +781,11 @@ def _description(codec: str, result: CompareResult) -> str:
             ".fomc file, payload: header + source image + motion"
         )
     if codec == "fomc-base":
+        fusers = sorted({p.fuser for p in result.settings.base_points})
         return (
             "fomc with an AV1 base layer instead of keypoints, fused with the source image's "
-            "detail (no network); bytes: the whole .fomc file, payload: header + source "
-            "image + base layer"
+            f"detail (fuser {', '.join(fusers)}); bytes: the whole .fomc file, payload: "
+            "header + source image + base layer"
         )
     if codec == "still":
         return (

@@ -288,6 +288,9 @@ def test_base_point_parsing() -> None:
     assert point == compare.BasePoint(20, 96, 45, 1) and point.label == "q20 96px crf45"
     assert compare.BasePoint.parse("") == compare.BasePoint()
     assert compare.BasePoint.parse("fps=2").label.endswith(" /2")
+    detail = compare.BasePoint.parse("size=64, fuser=detail")
+    assert detail.fuser == "detail" and detail.settings.fuser == "detail"
+    assert detail.label.endswith(" detail") and "fuse" not in compare.BasePoint().label
     with pytest.raises(ValueError, match="expected"):
         compare.BasePoint.parse("crf")
 

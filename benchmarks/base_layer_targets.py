@@ -1,0 +1,103 @@
+"""Issue #19's per-clip targets, read from a ``fomc compare`` run (its ``results.json``).
+
+    python benchmarks/base_layer_targets.py docs/comparison/results.json [--rate file|payload]
+
+For every clip: ``R`` is the rate of fomc's default keypoint stream (the compare point with
+the encoder's defaults). At budgets ``R``, ``2R`` and ``4R``, and for each metric, the best
+base-layer point (``fomc-base``) at no more than the budget is set against the best AV1
+configuration (any rung of the compare's ladder, any CRF) at no more bits than that base
+point. A clip where no base point fits the budget counts as a loss. Also printed: decoding
+time per frame of the default base point against the default keypoint point, per clip, as
+measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fomcodec.eval.compare import BasePoint, FomcPoint
+from fomcodec.eval.metrics import LOWER_IS_BETTER
+
+METRICS = ("psnr-rgb", "psnr-y", "ms-ssim-rgb")
+MULTIPLES = (1, 2, 4)
+
+
+def best(rows: list[dict], metric: str, budget: float, rate: str) -> dict | None:
+    """The row with the best ``metric`` among ``rows`` at ``rate`` <= ``budget``."""
+    fitting = [r for r in rows if r[rate] <= budget + 1e-9 and r.get(metric) is not None]
+    if not fitting:
+        return None
+    sign = -1 if metric in LOWER_IS_BETTER else 1
+    return max(fitting, key=lambda r: sign * r[metric])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--rate", choices=("payload", "file"), default="payload")
+    args = parser.parse_args()
+    rate = "payload_kbps" if args.rate == "payload" else "kbps"
+    document = json.loads(args.results.read_text())
+    rows = [r for r in document["rows"] if r["clip"] != "(mean)"]
+    reference, base_default = FomcPoint().label, BasePoint().label
+    clips = list(dict.fromkeys(r["clip"] for r in rows))
+    wins = {(m, k): 0 for m in METRICS for k in MULTIPLES}
+    print(f"rates: {args.rate} kbit/s; R = fomc default point '{reference}'\n")
+    print(
+        "| clip | R | budget | metric | fomc-base (point, kbit/s, value) "
+        "| AV1 best at no more bits | win |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    ratios = []
+    for clip in clips:
+        mine = [r for r in rows if r["clip"] == clip]
+        keypoint = next(r for r in mine if r["codec"] == "fomc" and r["config"] == reference)
+        bases = [r for r in mine if r["codec"] == "fomc-base"]
+        av1 = [r for r in mine if r["codec"] == "av1"]
+        base_row = next((r for r in bases if r["config"] == base_default), None)
+        if base_row is not None:
+            per_frame = [r["decode_s"] / r["frames"] for r in (base_row, keypoint)]
+            ratios.append((clip, *per_frame))
+        for k in MULTIPLES:
+            budget = k * keypoint[rate]
+            for metric in METRICS:
+                ours = best(bases, metric, budget, rate)
+                theirs = best(av1, metric, ours[rate], rate) if ours else None
+                if ours is None:
+                    win, ours_text = False, "no point fits"
+                else:
+                    win = theirs is None or (
+                        ours[metric] < theirs[metric]
+                        if metric in LOWER_IS_BETTER
+                        else ours[metric] > theirs[metric]
+                    )
+                    ours_text = f"{ours['config']}, {ours[rate]:.2f}, {ours[metric]:.4g}"
+                theirs_text = (
+                    f"{theirs['config']}, {theirs[rate]:.2f}, {theirs[metric]:.4g}"
+                    if theirs
+                    else "none"
+                )
+                wins[metric, k] += win
+                print(
+                    f"| {clip} | {keypoint[rate]:.2f} | {k}R = {budget:.2f} | {metric} | "
+                    f"{ours_text} | {theirs_text} | {'yes' if win else 'no'} |"
+                )
+    print(f"\nwins of fomc-base over AV1 at no more bits, of {len(clips)} clips:\n")
+    print("| metric | " + " | ".join(f"{k}R" for k in MULTIPLES) + " |")
+    print("|---|" + "---|" * len(MULTIPLES))
+    for metric in METRICS:
+        print(f"| {metric} | " + " | ".join(str(wins[metric, k]) for k in MULTIPLES) + " |")
+    if ratios:
+        print(f"\ndecoding time per frame, base point '{base_default}' against '{reference}':\n")
+        print("| clip | base ms/frame | keypoint ms/frame | ratio |")
+        print("|---|---|---|---|")
+        for clip, ours, theirs in ratios:
+            print(f"| {clip} | {ours * 1000:.1f} | {theirs * 1000:.1f} | {ours / theirs:.2f} |")
+        mean = sum(o for _, o, _ in ratios) / sum(t for _, _, t in ratios)
+        print(f"| all clips (ratio of totals) | | | {mean:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
