@@ -56,3 +56,42 @@ def native_stderr_silenced():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def _task_ids() -> list[int]:
+    import os
+
+    try:
+        return [int(name) for name in os.listdir("/proc/self/task")]
+    except OSError:
+        return [0]
+
+
+@contextlib.contextmanager
+def ordinary_scheduling():
+    """Undo, at the end of the block, any real-time scheduling given to this process's threads
+    within it. SVT-AV1, when run as root, puts the thread that opens an encoder and the
+    threads it starts on ``SCHED_FIFO`` priority 99, which can starve the rest of the machine
+    (and skews every timing after it). Threads already real-time before the block keep it."""
+    import os
+
+    if not hasattr(os, "sched_getscheduler"):
+        yield
+        return
+    realtime = (os.SCHED_FIFO, os.SCHED_RR)
+
+    def realtime_tasks() -> set[int]:
+        tasks = set()
+        for task in _task_ids():
+            with contextlib.suppress(OSError):
+                if os.sched_getscheduler(task) in realtime:
+                    tasks.add(task)
+        return tasks
+
+    before = realtime_tasks()
+    try:
+        yield
+    finally:
+        for task in realtime_tasks() - before:
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(task, os.SCHED_OTHER, os.sched_param(0))

@@ -22,6 +22,7 @@ import numpy as np
 from fomcodec.codec.base_layer import BASE_PRESET, DETAIL_FUSER, BaseLayerSettings
 from fomcodec.codec.bitstream import BaseLayer
 from fomcodec.errors import BitstreamError, FomcError
+from fomcodec.runtime import ordinary_scheduling
 
 BASE_ENCODER, BASE_DECODER = "libsvtav1", "libdav1d"
 
@@ -64,6 +65,8 @@ class BaseLayerWriter:
             # one keyframe, then intra frames only where SVT-AV1 sees a scene change
             "svtav1-params": f"keyint=-1:scd=1:lp={threads}",
         }
+        with ordinary_scheduling():
+            context.open()
         self._context = context
         self._packets: list[bytes] = []
         self._seen = 0

@@ -43,6 +43,7 @@ import numpy as np
 
 from fomcodec.codec.base_video import downscale, fill_dropped, upscale
 from fomcodec.errors import FomcError
+from fomcodec.runtime import ordinary_scheduling
 
 #: Codec name -> (PyAV encoder, default preset, CRF range).
 ENCODERS: dict[str, tuple[str, str, tuple[int, int]]] = {
@@ -138,7 +139,7 @@ def _encode(
     buffer = io.BytesIO()
     payload = keyframes = 0
     bsf: Any = None
-    with av.open(buffer, mode="w", format=CONTAINER_FORMAT) as container:
+    with ordinary_scheduling(), av.open(buffer, mode="w", format=CONTAINER_FORMAT) as container:
         stream = container.add_stream(
             config.encoder, rate=fps, options=_options(config, gop, threads)
         )

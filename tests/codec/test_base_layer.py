@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import struct
 import zlib
 from fractions import Fraction
@@ -17,7 +18,7 @@ from conftest import talking_head_frames
 from fomcodec.cli.main import main
 from fomcodec.codec import bitstream as bs
 from fomcodec.codec.base_layer import BaseLayerSettings
-from fomcodec.codec.base_video import fill_dropped, upscaled_frames
+from fomcodec.codec.base_video import BaseLayerWriter, fill_dropped, upscaled_frames
 from fomcodec.codec.pipeline import Decoder, Encoder
 from fomcodec.errors import BitstreamError
 from fomcodec.eval.metrics import psnr_rgb
@@ -54,6 +55,26 @@ def test_fused_frames_beat_the_upscaled_base(frames: np.ndarray, stream: bs.Bits
     upscaled = upscaled_frames(stream.base, header.frame_count, header.width, header.height)
     base = np.stack([np.clip(f + 0.5, 0, 255).astype(np.uint8) for f in upscaled])
     assert psnr_rgb(frames, decoded).mean() > psnr_rgb(frames, base).mean() + 0.5
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="SVT-AV1 raises threads to real-time only for root",
+)
+def test_av1_encoding_leaves_no_thread_real_time(frames: np.ndarray) -> None:
+    from fomcodec.eval.baselines import BaselineConfig, encode_decode
+
+    def realtime_threads() -> list[int]:
+        tasks = [int(task) for task in os.listdir("/proc/self/task")]
+        return [t for t in tasks if os.sched_getscheduler(t) in (os.SCHED_FIFO, os.SCHED_RR)]
+
+    assert realtime_threads() == []
+    writer = BaseLayerWriter(SETTINGS, Fraction(25), 256)
+    for frame in frames[:4]:
+        writer.add(frame)
+    assert writer.finish().frame_count == 2
+    encode_decode(frames[:4], 25, BaselineConfig("av1", 50, 64))
+    assert realtime_threads() == []
 
 
 def test_fill_dropped_blends_between_and_holds_after() -> None:
