@@ -1,6 +1,6 @@
 """Issue #19's per-clip targets, read from a ``fomc compare`` run (its ``results.json``).
 
-    python benchmarks/base_layer_targets.py docs/comparison/results.json [--rate file|payload]
+    python benchmarks/base_layer_targets.py RESULTS.json [MORE.json ...] [--rate file|payload]
 
 For every clip: ``R`` is the rate of fomc's default keypoint stream (the compare point with
 the encoder's defaults). At budgets ``R``, ``2R`` and ``4R``, and for each metric, the best
@@ -8,7 +8,9 @@ base-layer point (``fomc-base``) at no more than the budget is set against the b
 configuration (any rung of the compare's ladder, any CRF) at no more bits than that base
 point. A clip where no base point fits the budget counts as a loss. Also printed: decoding
 time per frame of the default base point against the default keypoint point, per clip, as
-measured in the same run.
+measured in the same run. Several result files (same clips and frames, e.g. a second run with
+more base points and ``--no-baselines``) are read as one; a point measured twice counts once,
+from the first file.
 """
 
 from __future__ import annotations
@@ -35,12 +37,17 @@ def best(rows: list[dict], metric: str, budget: float, rate: str) -> dict | None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path)
+    parser.add_argument("results", type=Path, nargs="+")
     parser.add_argument("--rate", choices=("payload", "file"), default="payload")
     args = parser.parse_args()
     rate = "payload_kbps" if args.rate == "payload" else "kbps"
-    document = json.loads(args.results.read_text())
-    rows = [r for r in document["rows"] if r["clip"] != "(mean)"]
+    rows, seen = [], set()
+    for path in args.results:
+        for row in json.loads(path.read_text())["rows"]:
+            key = (row["clip"], row["codec"], row["config"])
+            if row["clip"] != "(mean)" and key not in seen:
+                seen.add(key)
+                rows.append(row)
     reference, base_default = FomcPoint().label, BasePoint().label
     clips = list(dict.fromkeys(r["clip"] for r in rows))
     wins = {(m, k): 0 for m in METRICS for k in MULTIPLES}

@@ -91,7 +91,7 @@ def _command_line() -> str:
     metavar="q=N,size=N,crf=N,fps=N,fuser=NAME",
     help="A rate point of the AV1 base layer mode (repeatable): source image quality, base "
     "layer size, SVT-AV1 CRF, frame-rate divisor, fuser (a learned fuser's name or 'detail'). "
-    "Default: nine from 48px crf60 /2 to 128px crf42.",
+    "Default: the rungs of 'fomc encode --kbps', 96px crf60 /4 to 128px crf42.",
 )
 @click.option("--no-base-layer", is_flag=True, help="Leave the base layer mode out.")
 @click.option(

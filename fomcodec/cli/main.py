@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 runtime or format error (one line on stderr), 2 usage e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -37,6 +38,8 @@ from fomcodec.codec.base_layer import (
     DEFAULT_FPS_DIVISOR,
     DEFAULT_FUSER,
     FPS_DIVISORS,
+    BaseLayerSettings,
+    rate_point,
 )
 from fomcodec.codec.keyframes import DEFAULT_REFRESH_DB
 from fomcodec.codec.presets import DEFAULT_PRESET, PRESETS
@@ -94,6 +97,29 @@ def main() -> None:
     # prints its whole configuration at its default log level.
     os.environ.setdefault("SVT_LOG", "1")
     keep_heap_flat()
+
+
+#: Options ``--kbps`` sets itself.
+_RATE_CHOSEN = ("quality", "base_layer", "base_size", "base_crf", "base_fps_divisor")
+
+
+def _rate_choice(
+    ctx: click.Context, kbps: float, fuser: str, quiet: bool
+) -> tuple[int, BaseLayerSettings | None]:
+    """(source image quality, base settings or None for keypoints) of the rate ladder's rung
+    for ``kbps``; a usage error if an option it sets was given too."""
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in _RATE_CHOSEN
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    ]
+    if given:
+        raise click.UsageError(f"--kbps picks {', '.join(given)} itself; leave them out")
+    point = rate_point(kbps)
+    if not quiet:
+        click.echo(f"--kbps {kbps:g}: {point.label} (measured {point.kbps:.1f} kbit/s)", err=True)
+    base = None if point.base is None else dataclasses.replace(point.base, fuser=fuser)
+    return point.image_quality, base
 
 
 @main.command()
@@ -205,7 +231,7 @@ def main() -> None:
     default="none",
     show_default=True,
     help="av1: send the frames at low resolution (AV1) instead of keypoints; the decoder "
-    "adds the source image's detail (no network; keypoint options do not apply).",
+    "adds the source image's detail with --fuser (keypoint options do not apply).",
 )
 @click.option(
     "--base-size",
@@ -237,6 +263,15 @@ def main() -> None:
     "fuser (models/fusers/) or 'detail' (no network).",
 )
 @click.option(
+    "--kbps",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    metavar="RATE",
+    help="Video rate to aim at (kbit/s): picks keypoints or a base layer, its size, CRF and "
+    "frame rate, and the source image quality from rates measured on held-out clips "
+    "(docs/base-layer.md); a clip may land above or below.",
+)
+@click.option(
     "--frames",
     "max_frames",
     type=click.IntRange(1),
@@ -246,7 +281,9 @@ def main() -> None:
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
 @quiet_option
 @fail_cleanly
+@click.pass_context
 def encode(
+    ctx: click.Context,
     src: str,
     output: str | None,
     model: str | None,
@@ -275,32 +312,34 @@ def encode(
     base_crf: int,
     base_fps_divisor: str,
     fuser: str,
+    kbps: float | None,
     max_frames: int | None,
     batch_size: int,
     quiet: bool,
 ) -> None:
     """Encode video SRC to a .fomc bitstream."""
     from fomcodec.codec import image_codec as images
-    from fomcodec.codec.base_layer import BaseLayerSettings
     from fomcodec.codec.pipeline import Encoder
     from fomcodec.fileio import check_output_path
     from fomcodec.media.video_io import probe_video
 
     if not _is_auto(crop):
         _parse_crop(crop)  # a malformed box is a usage error, before any file is touched
+    base = None
+    if kbps is not None:
+        quality, base = _rate_choice(ctx, kbps, fuser, quiet)
+    elif base_layer == "av1":
+        base = BaseLayerSettings(base_size, base_crf, int(base_fps_divisor), fuser)
+        try:
+            base.check(BASE_FRAME_SIZE)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--base-size") from None
     dst = Path(output) if output else _default_output(src, ".fomc")
     check_output_path(dst, overwrite)
     info = probe_video(src)
     box = _crop_box(crop, src, device, cut_threshold)
     codec = image_codec or images.DEFAULT_CODEC
     defaults = bs.DEFAULT_QUANTIZATION[motion_coding]
-    base = None
-    if base_layer == "av1":
-        base = BaseLayerSettings(base_size, base_crf, int(base_fps_divisor), fuser)
-        try:
-            base.check(BASE_FRAME_SIZE)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--base-size") from None
     encoder = Encoder(
         None if base else load_model_option(model, config, device),
         device=device,
@@ -837,10 +876,14 @@ def info(src: str, as_json: bool) -> None:
     ]
     base = desc["base_layer"]
     if base:
+        fuser = (
+            f"fuser '{desc['model']}' (weights {desc['weights_hash']})"
+            if base["fuser"] == "learned"
+            else "the 'detail' fuser"
+        )
         lines.append(
             f"  base:    {base['codec']} {base['width']}x{base['height']}, "
-            f"{_every_nth(base['fps_divisor'])}, {base['frames']} frames, "
-            f"fused by '{base['fuser']}'"
+            f"{_every_nth(base['fps_divisor'])}, {base['frames']} frames, fused by {fuser}"
         )
     else:
         lines += [

@@ -15,9 +15,11 @@ BASE_PRESET = "4"
 CRF_RANGE = (1, 63)
 FPS_DIVISORS = (1, 2, 3, 4)
 MIN_BASE_SIZE = 16
-DEFAULT_BASE_SIZE = 64
-DEFAULT_BASE_CRF = 51
-DEFAULT_FPS_DIVISOR = 2
+#: 128 pixels at a quarter of the frame rate: where AV1 itself is best below 10 kbit/s, and
+#: fomc-base's best at about 7 kbit/s (docs/base-layer.md).
+DEFAULT_BASE_SIZE = 128
+DEFAULT_BASE_CRF = 54
+DEFAULT_FPS_DIVISOR = 4
 #: The fuser without a network (``--fuser detail``); any other name is a learned fuser
 #: (:mod:`fomcodec.nets.fuser`), named in the stream's header like a model.
 DETAIL_FUSER = "detail"
@@ -49,3 +51,50 @@ class BaseLayerSettings:
             raise ValueError(f"base CRF must be in {CRF_RANGE[0]}..{CRF_RANGE[1]}")
         if self.fps_divisor not in FPS_DIVISORS:
             raise ValueError(f"base frame-rate divisor must be one of {FPS_DIVISORS}")
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """One rung of the rate ladder ``fomc encode --kbps`` picks from: the source image
+    quality and either keypoints (``base`` None: the encoder's keypoint defaults) or a base
+    layer, with the mean rate measured on held-out clips."""
+
+    kbps: float
+    image_quality: int
+    base: BaseLayerSettings | None = None
+
+    @property
+    def label(self) -> str:
+        if self.base is None:
+            return f"keypoints, q{self.image_quality}"
+        b = self.base
+        rate = f", 1/{b.fps_divisor} frame rate" if b.fps_divisor > 1 else ""
+        return f"base layer {b.size}px crf{b.crf}{rate}, q{self.image_quality}"
+
+
+#: The best base-layer points measured (PSNR against rate; keypoints were below every one of
+#: them): mean .fomc rates (kbit/s, whole file, no audio) over the first 250 frames of the
+#: seven held-out clips, ``fomc compare`` in docs/base-layer.md. Ascending in rate and quality.
+RATE_LADDER: tuple[RatePoint, ...] = (
+    RatePoint(4.23, 10, BaseLayerSettings(96, 60, 4)),
+    RatePoint(5.16, 10, BaseLayerSettings(128, 60, 4)),
+    RatePoint(6.57, 10, BaseLayerSettings(96, 60, 2)),
+    RatePoint(7.17, 10, BaseLayerSettings(128, 54, 4)),
+    RatePoint(8.53, 15, BaseLayerSettings(96, 54, 2)),
+    RatePoint(9.08, 15, BaseLayerSettings(128, 48, 4)),
+    RatePoint(9.75, 15, BaseLayerSettings(128, 57, 2)),
+    RatePoint(12.59, 15, BaseLayerSettings(128, 51, 2)),
+    RatePoint(17.78, 15, BaseLayerSettings(96, 45, 1)),
+    RatePoint(21.92, 15, BaseLayerSettings(128, 48, 1)),
+    RatePoint(28.26, 25, BaseLayerSettings(128, 42, 1)),
+)
+
+
+def rate_point(kbps: float) -> RatePoint:
+    """The rung of :data:`RATE_LADDER` with the most measured bits not above ``kbps`` (the
+    cheapest rung when none fits). A clip's own rate can differ from the mean: see
+    docs/base-layer.md."""
+    if not kbps > 0:
+        raise ValueError(f"the rate must be positive, not {kbps}")
+    fitting = [point for point in RATE_LADDER if point.kbps <= kbps]
+    return fitting[-1] if fitting else RATE_LADDER[0]

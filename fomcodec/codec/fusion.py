@@ -69,27 +69,38 @@ def fuse_batch(
     warped: np.ndarray,
     warped_low: np.ndarray,
     network: BaseLayerFuser | None = None,
+    bf16: bool = False,
 ) -> np.ndarray:
     """Fuse (N, H, W, 3) float32 base frames with the warped source: ``network`` None is the
-    ``detail`` fuser (``base + warped - warped_low``), else the learned one. uint8 out."""
+    ``detail`` fuser (``base + warped - warped_low``), else the learned one, its convolutions
+    in bf16 when ``bf16`` (channels-last, on the network's device; the sums stay float32).
+    uint8 out."""
     if network is None:
         return to_uint8(base + warped - warped_low)
     import torch
 
-    def tensor(x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(x).permute(0, 3, 1, 2) / 255
+    from fomcodec.runtime import autocast
 
-    with torch.inference_mode():
-        out = network(tensor(base), tensor(warped), tensor(warped_low))
-    return to_uint8(out.permute(0, 2, 3, 1).numpy() * 255)
+    device = next(network.parameters()).device
+
+    def tensor(x: np.ndarray) -> torch.Tensor:
+        nchw = torch.from_numpy(x).to(device).permute(0, 3, 1, 2) / 255
+        return nchw.contiguous(memory_format=torch.channels_last)
+
+    with torch.inference_mode(), autocast(device, bf16):
+        out = network(tensor(base), tensor(warped), tensor(warped_low)).float()
+    return to_uint8(out.permute(0, 2, 3, 1).cpu().numpy() * 255)
 
 
 def fused_frames(
-    stream: Bitstream, network: BaseLayerFuser | None = None, batch_size: int = 8
+    stream: Bitstream,
+    network: BaseLayerFuser | None = None,
+    batch_size: int = 8,
+    bf16: bool = False,
 ) -> Iterator[np.ndarray]:
     """The decoded frames of a stream with a base layer, as (N, H, W, 3) uint8 RGB batches
     of up to ``batch_size``; each segment fuses with its own source image (``network``: the
-    stream's learned fuser, None for the ``detail`` fuser)."""
+    stream's learned fuser, None for the ``detail`` fuser; ``bf16``: see :func:`fuse_batch`)."""
     layer = stream.base
     if layer is None:
         raise ValueError("the stream has no base layer")
@@ -106,4 +117,5 @@ def fused_frames(
                 np.stack([w for w, _ in warps]),
                 np.stack([low for _, low in warps]),
                 network,
+                bf16,
             )

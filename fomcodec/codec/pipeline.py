@@ -706,7 +706,8 @@ class Decoder:
         header = stream.header
         if self._fuser is None:
             spec = self._fuser_spec if self._fuser_spec is not None else header.model_name
-            self._fuser = load_fuser(spec)
+            fuser = load_fuser(spec, self.device)
+            self._fuser = fuser.to(memory_format=torch.channels_last)
         if self._fuser.weights_hash != header.weights_hash:
             raise ModelMismatchError(
                 f"stream was made for fuser '{header.model_name}' (weights "
@@ -756,7 +757,8 @@ class Decoder:
         self, stream: bs.Bitstream, progress: ProgressCallback | None
     ) -> Iterator[np.ndarray]:
         """A base layer stream's frames, fused with its source images, in batches."""
-        for batch in fused_frames(stream, self.fuser_for(stream), self.batch_size):
+        network = self.fuser_for(stream)
+        for batch in fused_frames(stream, network, self.batch_size, self.bf16):
             if progress:
                 progress(len(batch))
             yield batch

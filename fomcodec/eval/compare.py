@@ -50,6 +50,7 @@ from fomcodec.codec.base_layer import (
     DEFAULT_BASE_SIZE,
     DEFAULT_FPS_DIVISOR,
     DEFAULT_FUSER,
+    RATE_LADDER,
     BaseLayerSettings,
 )
 from fomcodec.codec.image_codec import DEFAULT_CODEC, DEFAULT_QUALITY, decode_image, encode_image
@@ -232,18 +233,11 @@ class BasePoint:
         return f"q{self.quality} {self.size}px crf{self.crf}{rate}{fuser}"
 
 
-#: From about 3 to about 25 kbit/s on 10-s talking heads (docs/base-layer.md); the fourth is
-#: the encoder's default.
-DEFAULT_BASE_POINTS: tuple[BasePoint, ...] = (
-    BasePoint(quality=10, size=48, crf=60, fps_divisor=2),
-    BasePoint(size=64, crf=60, fps_divisor=2),
-    BasePoint(size=64, crf=54, fps_divisor=2),
-    BasePoint(),
-    BasePoint(size=64, crf=51, fps_divisor=1),
-    BasePoint(size=96, crf=51, fps_divisor=1),
-    BasePoint(size=96, crf=45, fps_divisor=1),
-    BasePoint(size=128, crf=48, fps_divisor=1),
-    BasePoint(quality=25, size=128, crf=42, fps_divisor=1),
+#: The rungs of ``fomc encode --kbps`` (from about 4 to about 28 kbit/s on 10-s talking heads).
+DEFAULT_BASE_POINTS: tuple[BasePoint, ...] = tuple(
+    BasePoint(p.image_quality, p.base.size, p.base.crf, p.base.fps_divisor)
+    for p in RATE_LADDER
+    if p.base is not None
 )
 DEFAULT_CRFS: dict[str, tuple[int, ...]] = {"av1": (63, 55, 47, 39), "h264": (51, 45, 39, 33)}
 #: (coded size, frame-rate divisor) rungs every baseline CRF is run at.

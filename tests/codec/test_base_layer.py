@@ -158,6 +158,44 @@ def test_cli_encode_info_decode(synthetic_clip: Path, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "even" in bad.output
 
 
+def test_rate_ladder_picks_the_richest_rung_that_fits() -> None:
+    from fomcodec.codec.base_layer import RATE_LADDER, rate_point
+
+    rates = [point.kbps for point in RATE_LADDER]
+    assert len(rates) >= 3 and rates == sorted(rates)
+    assert any(p.base is not None for p in RATE_LADDER)
+    for point in RATE_LADDER:
+        assert rate_point(point.kbps) == point
+    assert rate_point(rates[0] / 2) == RATE_LADDER[0]
+    assert rate_point(rates[-1] * 10) == RATE_LADDER[-1]
+    targets = np.linspace(rates[0], rates[-1] * 2, 50)
+    chosen = [rate_point(k).kbps for k in targets]
+    assert chosen == sorted(chosen) and all(c <= k for c, k in zip(chosen, targets, strict=True))
+    with pytest.raises(ValueError, match="positive"):
+        rate_point(0)
+
+
+def test_cli_kbps_chooses_a_rung_and_refuses_what_it_sets(
+    synthetic_clip: Path, tmp_path: Path
+) -> None:
+    from fomcodec.codec.base_layer import RATE_LADDER
+
+    rung = next(p for p in RATE_LADDER if p.base is not None)
+    runner = CliRunner()
+    fomc = tmp_path / "rate.fomc"
+    args = ["encode", str(synthetic_clip), "-o", str(fomc), "--frames", "6", "--no-audio"]
+    result = runner.invoke(main, [*args, "--kbps", str(rung.kbps), "--fuser", "detail"])
+    assert result.exit_code == 0, result.output
+    assert rung.label in result.output
+    info = json.loads(runner.invoke(main, ["info", str(fomc), "--json"]).output)
+    assert info["base_layer"]["width"] == rung.base.size
+    assert info["base_layer"]["fps_divisor"] == rung.base.fps_divisor
+    for extra in (["-q", "20"], ["--base-crf", "40"], ["--base-layer", "none"]):
+        bad = runner.invoke(main, [*args, "-y", "--kbps", "5", *extra])
+        assert bad.exit_code == 2 and "--kbps picks" in bad.output, extra
+    assert runner.invoke(main, [*args, "-y", "--kbps", "0"]).exit_code == 2
+
+
 # --- learned fusers ----------------------------------------------------------------------
 
 
