@@ -394,7 +394,7 @@ def encode(
     "--bf16/--fp32",
     "bf16",
     default=None,
-    help="Generator precision (default: bf16 where the hardware supports it).",
+    help="Generator and fuser precision (default: bf16 where the hardware supports it).",
 )
 @click.option(
     "--interpolate/--no-interpolate",

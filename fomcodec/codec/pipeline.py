@@ -380,12 +380,7 @@ class Encoder:
         size = self.frame_size
         stride = self.motion_stride
         forced = set(shot_starts)
-        cuts = CutDetector(fps, self.cut_threshold) if self.cut_threshold else None
-        max_gap = (
-            max(1, round(self.max_keyframe_interval * float(fps)))
-            if self.max_keyframe_interval
-            else math.inf
-        )
+        cuts, max_gap = self._keyframe_triggers(fps)
         every = check_step(float(fps), stride)
         images: list[bs.EncodedImage] = []
         keyframes: list[bs.Keyframe] = []
@@ -474,6 +469,13 @@ class Encoder:
             keyframes=keyframes[1:],
         )
 
+    def _keyframe_triggers(self, fps: Fraction) -> tuple[CutDetector | None, float]:
+        """The cut detector (None: off) and the most frames between two source images."""
+        cuts = CutDetector(fps, self.cut_threshold) if self.cut_threshold else None
+        if not self.max_keyframe_interval:
+            return cuts, math.inf
+        return cuts, max(1, round(self.max_keyframe_interval * float(fps)))
+
     def _encode_base_layer(
         self,
         frames: Iterable[np.ndarray],
@@ -486,12 +488,7 @@ class Encoder:
         size = self.frame_size
         writer = BaseLayerWriter(self.base_layer, fps, size)
         forced = set(shot_starts)
-        cuts = CutDetector(fps, self.cut_threshold) if self.cut_threshold else None
-        max_gap = (
-            max(1, round(self.max_keyframe_interval * float(fps)))
-            if self.max_keyframe_interval
-            else math.inf
-        )
+        cuts, max_gap = self._keyframe_triggers(fps)
         images: list[bs.EncodedImage] = []
         keyframes: list[bs.Keyframe] = []
         frame_count = 0

@@ -260,23 +260,11 @@ def test_fuser_training_exports_and_resumes(tmp_path: Path) -> None:
     assert samples.shape == (6, 256, 256, 12) and samples.dtype == np.uint8
     export = tmp_path / "fuse-test.safetensors"
     config = FuserTrainConfig(steps=30, batch_size=4, crop=64, lr=5e-3, validate_every=15)
-    progress = train_fuser(
-        FuserConfig(name="fuse-test", channels=8),
-        config,
-        samples,
-        samples,
-        tmp_path / "run",
-        export,
-        log=False,
-    )
+
+    def train():
+        network = FuserConfig(name="fuse-test", channels=8)
+        return train_fuser(network, config, samples, samples, tmp_path / "run", export, log=False)
+
+    progress = train()
     assert progress.step == 30 and load_fuser(export).model_name == "fuse-test"
-    again = train_fuser(
-        FuserConfig(name="fuse-test", channels=8),
-        config,
-        samples,
-        samples,
-        tmp_path / "run",
-        export,
-        log=False,
-    )
-    assert again.step == 30  # resumed, nothing left to do
+    assert train().step == 30  # resumed, nothing left to do
