@@ -151,7 +151,7 @@ def test_damaged_audio_chunks_are_format_errors(model, tmp_path: Path) -> None:
         (audio[:10], "shorter"),
         (audio[:-3], "cut short"),
         (b"\x09" + audio[1:], "codec id"),
-        (audio[:3] + b"\x00" + audio[4:], ""),
+        (audio[:3] + b"\x00" + audio[4:], "sample rate"),
     ]:
         damaged = [(t, bad if t == b"opus" else p) for t, p in chunks]
         with pytest.raises(BitstreamError, match=match):
