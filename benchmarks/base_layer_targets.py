@@ -8,7 +8,8 @@ base-layer point (``fomc-base``) at no more than the budget is set against the b
 configuration (any rung of the compare's ladder, any CRF) at no more bits than that base
 point. A clip where no base point fits the budget counts as a loss. Also printed: decoding
 time per frame of the default base point against the default keypoint point, per clip, as
-measured in the same run. Several result files (same clips and frames, e.g. a second run with
+measured in the same run, and the BD-rate of all base points together against AV1. Several
+result files (same clips and frames, e.g. a second run with
 more base points and ``--no-baselines``) are read as one; a point measured twice counts once,
 from the first file.
 """
@@ -18,8 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from statistics import mean
+from types import SimpleNamespace
 
-from fomcodec.eval.compare import BasePoint, FomcPoint
+from fomcodec.eval.compare import MEAN_CLIP, BasePoint, FomcPoint, bd_rate
 from fomcodec.eval.metrics import LOWER_IS_BETTER
 
 METRICS = ("psnr-rgb", "psnr-y", "ms-ssim-rgb")
@@ -45,7 +48,7 @@ def main() -> None:
     for path in args.results:
         for row in json.loads(path.read_text())["rows"]:
             key = (row["clip"], row["codec"], row["config"])
-            if row["clip"] != "(mean)" and key not in seen:
+            if row["clip"] != MEAN_CLIP and key not in seen:
                 seen.add(key)
                 rows.append(row)
     reference, base_default = FomcPoint().label, BasePoint().label
@@ -96,14 +99,35 @@ def main() -> None:
     print("|---|" + "---|" * len(MULTIPLES))
     for metric in METRICS:
         print(f"| {metric} | " + " | ".join(str(wins[metric, k]) for k in MULTIPLES) + " |")
+    print("\nBD-rate of all fomc-base points together against AV1 (means over the clips):\n")
+    print("| bytes | metric | BD-rate | overlap |")
+    print("|---|---|---|---|")
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["codec"], row["config"]), []).append(row)
+    points = [
+        SimpleNamespace(
+            codec=codec,
+            kbps=mean(r["kbps"] for r in group),
+            payload_kbps=mean(r["payload_kbps"] for r in group),
+            metrics={m: mean(r[m] for r in group) for m in METRICS},
+        )
+        for (codec, _), group in groups.items()
+        if len(group) == len(clips)
+    ]
+    for kind in ("file", "payload"):
+        for metric in METRICS:
+            result = bd_rate(points, "av1", metric, kind, test="fomc-base")
+            value = "-" if result.value is None else f"{result.value:+.1f} %"
+            print(f"| {kind} | {metric} | {value} | {result.overlap:.0%} |")
     if ratios:
         print(f"\ndecoding time per frame, base point '{base_default}' against '{reference}':\n")
         print("| clip | base ms/frame | keypoint ms/frame | ratio |")
         print("|---|---|---|---|")
         for clip, ours, theirs in ratios:
             print(f"| {clip} | {ours * 1000:.1f} | {theirs * 1000:.1f} | {ours / theirs:.2f} |")
-        mean = sum(o for _, o, _ in ratios) / sum(t for _, _, t in ratios)
-        print(f"| all clips (ratio of totals) | | | {mean:.2f} |")
+        overall = sum(o for _, o, _ in ratios) / sum(t for _, _, t in ratios)
+        print(f"| all clips (ratio of totals) | | | {overall:.2f} |")
 
 
 if __name__ == "__main__":
