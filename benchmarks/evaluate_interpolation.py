@@ -62,6 +62,7 @@ LABELS = {
     "proposed-s": "Proposed-S (symmetric initial estimate)",
     "proposed-as": "Proposed-AS (four-way occlusion blend)",
 }
+FLOW_LABEL = "DIS flow + refinement U-Net"
 MOTION_BINS = (0.0, 1.0, 2.0, 4.0, 8.0, float("inf"))  # pixels of dominant translation
 
 
@@ -247,7 +248,7 @@ def speed(
     frame0, frame1 = to_tensor(frames[0:1]), to_tensor(frames[2:3])
     synthesizers = dict(networks)
     for label, synthesize in networks.items():
-        if synthesize.model.config.symmetric_warp == "prewarp":
+        if getattr(synthesize.model.config, "symmetric_warp", None) == "prewarp":
             exact = copy.deepcopy(synthesize.model)
             exact.config = exact.config.replace(symmetric_warp="exact")
             synthesizers[f"{label}, exact WSMV (as trained)"] = MiddleFrameSynthesizer(exact)
@@ -278,24 +279,24 @@ def speed(
 
 
 def in_codec(
-    clips: dict[str, np.ndarray], fps: dict[str, Fraction], model, interpolator: str
+    clips: dict[str, np.ndarray], fps: dict[str, Fraction], model, interpolators: list[str]
 ) -> dict[str, dict[str, float]]:
-    """Codec with motion every other frame, in-betweens from each method; reference: every
-    frame's motion sent."""
+    """Codec with motion every other frame, in-betweens from each method (each of
+    ``interpolators``, and averaged keypoints); reference: every frame's motion sent."""
     rows: dict[str, list[dict[str, float]]] = {}
     for name, frames in clips.items():
         count = len(frames) if len(frames) % 2 else len(frames) - 1  # end on a sent frame
         frames = frames[:count]
         odd = np.arange(1, count, 2)
-        for label, stride, options in (
+        methods = [
             ("motion every frame (reference)", 1, {}),
-            (
-                "stride 2 + interpolator",
-                2,
-                {"inbetween": "interpolator", "interpolator": interpolator},
+            *(
+                (f"stride 2 + {name}", 2, {"inbetween": "interpolator", "interpolator": name})
+                for name in interpolators
             ),
             ("stride 2 + averaged keypoints", 2, {"inbetween": "keypoints"}),
-        ):
+        ]
+        for label, stride, options in methods:
             stream = Encoder(model, device="cpu", motion_stride=stride).encode_frames(
                 iter(frames), fps[name]
             )
@@ -424,7 +425,8 @@ def main() -> None:
     for spec in args.networks.split(","):
         network = load_interpolator(spec)
         name = Path(spec).stem if spec.endswith(".safetensors") else spec
-        label = f"{name}: {LABELS[network.config.variant]}"
+        variant = getattr(network.config, "variant", None)
+        label = f"{name}: {LABELS[variant] if variant else FLOW_LABEL}"
         networks[label] = MiddleFrameSynthesizer(network)
     model = load_model(args.model, device="cpu")
     results = {
@@ -432,7 +434,7 @@ def main() -> None:
         "speed": speed(networks, model, args.repeats, next(iter(clips.values()))),
         "codec": {}
         if args.skip_codec
-        else in_codec(clips, fps, model, args.networks.split(",")[0]),
+        else in_codec(clips, fps, model, args.networks.split(",")),
     }
     text = markdown(args, clips, results, model.model_name)
     print(text)

@@ -6,7 +6,7 @@
 Each RUN_DIR is a ``fomc train`` run with its own loss weights (read from its checkpoint),
 ideally branched from one checkpoint so that the weights, the optimiser, the moving average and
 the order of the training pairs are the same at the start. For each run the table gives its
-loss weights, training speed (pairs/s), the in-training validation PSNR at every validated step
+loss weights, training speed (samples/s), the in-training validation PSNR at every validated step
 (16 frames per held-out clip), and its exported best weights (``RUN_DIR/candidate.safetensors``)
 scored through the whole codec on the held-out clips like ``evaluate_model.py``: PSNR, SSIM and
 MS-SSIM, frame 0 left out. ``--at-step N`` compares runs of different lengths at equal steps:
@@ -47,7 +47,7 @@ def losses(run_dir: Path) -> str:
 
 
 def log_summary(run_dir: Path, last_step: int | None) -> tuple[dict[int, float], float]:
-    """Validation PSNR per step and mean training pairs/s, from ``log.jsonl``, up to
+    """Validation PSNR per step and mean training samples/s, from ``log.jsonl``, up to
     ``last_step`` when given."""
     validation, speeds = {}, []
     for line in (run_dir / "log.jsonl").read_text().splitlines():
@@ -56,8 +56,8 @@ def log_summary(run_dir: Path, last_step: int | None) -> tuple[dict[int, float],
             continue
         if "validation" in record:
             validation[record["step"]] = record["validation"]["psnr"]
-        elif "pairs_per_s" in record:
-            speeds.append(record["pairs_per_s"])
+        elif "samples_per_s" in record:
+            speeds.append(record["samples_per_s"])
     return validation, float(np.mean(speeds)) if speeds else float("nan")
 
 
@@ -85,7 +85,7 @@ def main() -> None:
     summaries = {run: log_summary(run, args.at_step) for run in args.runs}
     steps = sorted({step for validation, _ in summaries.values() for step in validation})
     lines = [
-        "| run | losses | pairs/s | "
+        "| run | losses | samples/s | "
         + " | ".join(f"val. {s}" for s in steps)
         + " | best step | PSNR dB | SSIM | MS-SSIM |",
         "|---|---|---|" + "---|" * len(steps) + "---|---|---|---|",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from fomcodec.errors import ModelError
 from fomcodec.fileio import atomic_output
 from fomcodec.nets.config import ModelConfig
+from fomcodec.nets.flow_interpolator import FlowInterpolator, FlowInterpolatorConfig
 from fomcodec.nets.fomm import FOMM
 from fomcodec.nets.fuser import FUSER_FOLDER, BaseLayerFuser, FuserConfig
 from fomcodec.nets.interpolator import (
@@ -32,6 +34,10 @@ from fomcodec.nets.interpolator import (
 )
 
 DEFAULT_MODEL = "fomc-warp"
+#: Either frame interpolator architecture; both take ``(frame0, frame1)`` and return a dict
+#: whose ``frame`` is the middle frame.
+Interpolator = FacialFrameInterpolator | FlowInterpolator
+InterpolatorConfigs = InterpolatorConfig | FlowInterpolatorConfig
 WEIGHTS_HASH_BYTES = 8
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".tar", ".ckpt")
 
@@ -281,22 +287,40 @@ def interpolator_dirs() -> list[Path]:
     return family_dirs(INTERPOLATOR_FOLDER)
 
 
-def get_interpolator_config(name_or_path: str | os.PathLike) -> InterpolatorConfig:
+def _interpolator_architecture(data: Any) -> tuple[Any, Any]:
+    """(config class, network class) of a parsed interpolator config: the flow interpolator
+    when its section key is present, else the facial frame interpolator."""
+    if isinstance(data, dict) and FlowInterpolatorConfig.SECTION in data:
+        return FlowInterpolatorConfig, FlowInterpolator
+    return InterpolatorConfig, FacialFrameInterpolator
+
+
+def _read_yaml(path: Path, kind: str) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ModelError(f"cannot read {kind} config {path}: {exc}") from exc
+
+
+def get_interpolator_config(name_or_path: str | os.PathLike) -> InterpolatorConfigs:
     """Config of a named interpolator (``models/interpolators/NAME.yaml``) or a YAML path."""
-    return InterpolatorConfig.from_yaml(
-        find_config(name_or_path, interpolator_dirs(), "interpolator")
-    )
+    path = find_config(name_or_path, interpolator_dirs(), "interpolator")
+    data = _read_yaml(path, "interpolator")
+    config_class, _ = _interpolator_architecture(data)
+    return config_class.from_dict(data, name=path.stem)
 
 
-def build_interpolator(config: InterpolatorConfig | str | os.PathLike) -> FacialFrameInterpolator:
-    """A network with fresh weights, in eval mode."""
-    if not isinstance(config, InterpolatorConfig):
+def build_interpolator(config: InterpolatorConfigs | str | os.PathLike) -> Interpolator:
+    """A network of either architecture with fresh weights, in eval mode."""
+    if not isinstance(config, InterpolatorConfig | FlowInterpolatorConfig):
         config = get_interpolator_config(config)
+    if isinstance(config, FlowInterpolatorConfig):
+        return FlowInterpolator(config).eval()
     return FacialFrameInterpolator(config).eval()
 
 
 def save_interpolator(
-    model: FacialFrameInterpolator,
+    model: Interpolator,
     path: str | os.PathLike,
     half: bool = True,
     extra_metadata: dict[str, str] | None = None,
@@ -308,13 +332,15 @@ def save_interpolator(
 
 
 def _load_family_member(
-    name_or_path: str | os.PathLike, folder: str, config_class: Any, network_class: Any
+    name_or_path: str | os.PathLike,
+    folder: str,
+    kind: str,
+    architecture: Callable[[Any], tuple[Any, Any]],
 ) -> Any:
     """Weights of a family kept in ``folder`` (a ``.safetensors`` path, or a name with
     ``NAME.safetensors`` in that folder); the config comes from the file's metadata, else
-    from the YAML beside it. The network carries ``model_name``, ``weights_hash`` and
-    ``weights_path``."""
-    kind = config_class.SECTION
+    from the YAML beside it, and ``architecture`` maps it (parsed) to its config and network
+    classes. The network carries ``model_name``, ``weights_hash`` and ``weights_path``."""
     path = Path(name_or_path)
     if path.suffix != ".safetensors":
         for candidate in family_dirs(folder):
@@ -327,13 +353,13 @@ def _load_family_member(
         raise ModelError(f"weights file {path} not found")
     meta = read_safetensors_metadata(path)
     if "config" in meta:
-        config = config_class.from_dict(
-            yaml.safe_load(meta["config"]), name=meta.get("name") or path.stem
-        )
+        data, name = yaml.safe_load(meta["config"]), meta.get("name") or path.stem
     elif path.with_suffix(".yaml").is_file():
-        config = config_class.from_yaml(path.with_suffix(".yaml"))
+        data, name = _read_yaml(path.with_suffix(".yaml"), kind), path.stem
     else:
         raise ModelError(f"{path} holds no config and has no YAML beside it")
+    config_class, network_class = architecture(data)
+    config = config_class.from_dict(data, name=name)
     model = network_class(config)
     load_weights_into(model, _read_weights(path), str(path))
     model.model_name = config.name
@@ -344,10 +370,11 @@ def _load_family_member(
 
 def load_interpolator(
     name_or_path: str | os.PathLike, device: str | torch.device = "cpu"
-) -> FacialFrameInterpolator:
-    """Load a frame interpolator by name (``models/interpolators/``) or weights path."""
+) -> Interpolator:
+    """Load a frame interpolator of either architecture by name (``models/interpolators/``)
+    or weights path."""
     model = _load_family_member(
-        name_or_path, INTERPOLATOR_FOLDER, InterpolatorConfig, FacialFrameInterpolator
+        name_or_path, INTERPOLATOR_FOLDER, "interpolator", _interpolator_architecture
     )
     return model.to(device)
 
@@ -361,4 +388,7 @@ def load_fuser(
     name_or_path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> BaseLayerFuser:
     """Load a base-layer fuser by name (``models/fusers/``) or weights path."""
-    return _load_family_member(name_or_path, FUSER_FOLDER, FuserConfig, BaseLayerFuser).to(device)
+    model = _load_family_member(
+        name_or_path, FUSER_FOLDER, "fuser", lambda _: (FuserConfig, BaseLayerFuser)
+    )
+    return model.to(device)

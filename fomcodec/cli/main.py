@@ -416,7 +416,7 @@ def encode(
     "--interpolator",
     default=None,
     metavar="NAME|PATH",
-    help="Interpolator weights (default: ffi-fast).",
+    help="Interpolator weights (default: ffi-flow).",
 )
 @click.option("--no-audio", is_flag=True, help="Write the video without the stream's sound.")
 @video_output_options()
@@ -557,7 +557,7 @@ def preview(
     "--interpolator",
     default=None,
     metavar="NAME|PATH",
-    help="Interpolator weights (default: ffi-fast).",
+    help="Interpolator weights (default: ffi-flow).",
 )
 @device_option
 @overwrite_option

@@ -16,15 +16,14 @@ import torch
 from fomcodec.errors import InputError
 from fomcodec.fileio import check_output_path
 from fomcodec.media.video_io import VideoOutput, iter_batches, probe_video, read_whole_frames
-from fomcodec.nets.interpolator import FacialFrameInterpolator
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
 from fomcodec.tensors import frames_to_images, images_to_frames
-from fomcodec.zoo import load_interpolator
+from fomcodec.zoo import Interpolator, load_interpolator
 
-DEFAULT_INTERPOLATOR = "ffi-fast"
+DEFAULT_INTERPOLATOR = "ffi-flow"
 
 Synthesize = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-InterpolatorSpec = str | os.PathLike | FacialFrameInterpolator
+InterpolatorSpec = str | os.PathLike | Interpolator
 
 
 def is_power_of_two(value: int) -> bool:
@@ -43,7 +42,7 @@ class MiddleFrameSynthesizer:
         bf16: bool | None = None,
     ) -> None:
         self.device = torch.device(device)
-        if isinstance(interpolator, FacialFrameInterpolator):
+        if isinstance(interpolator, torch.nn.Module):
             model = interpolator.to(self.device).eval()
         else:
             model = load_interpolator(interpolator or DEFAULT_INTERPOLATOR, self.device)

@@ -13,9 +13,10 @@
         source --kp_detector (fp32)--> kp_source;  source --generator.encode_source--> features
         motion --apply_relative_motion(kp_source)--> kp per sent frame
           --generator.decode (bf16)--> frames
-        motion_stride > 1: the frames in between come from the facial frame interpolator
-          (``inbetween="interpolator"``) or from the generator driven by linearly
-          interpolated motion (``"keypoints"``); ``fill=False`` keeps the sent frames only
+        motion_stride > 1: the frames in between come from the frame interpolator
+          between the generated neighbours (``inbetween="interpolator"``, the default:
+          ffi-flow) or from the generator driven by linearly interpolated motion
+          (``"keypoints"``); ``fill=False`` keeps the sent frames only
         --> VideoWriter --> .mp4
 """
 
@@ -71,7 +72,8 @@ ModelSpec = str | os.PathLike | FOMM
 ProgressCallback = Callable[[int], None]
 
 INBETWEEN_METHODS = ("interpolator", "keypoints")
-DEFAULT_INBETWEEN = "keypoints"
+#: Measured in docs/interpolation.md: as good as averaged keypoints and faster.
+DEFAULT_INBETWEEN = "interpolator"
 
 
 def _resolve_model(model: ModelSpec | None, device: torch.device) -> FOMM:
@@ -612,9 +614,9 @@ class Decoder:
 
         source image --kp_detector--> kp_source,  --encode_source--> features (once)
         motion --apply_relative_motion--> kp_driving --generator.decode (bf16)--> frames
-        frames without motion (motion_stride > 1): ``inbetween`` "keypoints" (the generator
-        from linearly interpolated motion) or "interpolator" (the facial frame interpolator
-        between the generated neighbours); ``fill=False``: the sent frames only
+        frames without motion (motion_stride > 1): ``inbetween`` "interpolator" (default: the
+        frame interpolator between the generated neighbours) or "keypoints" (the generator
+        from linearly interpolated motion); ``fill=False``: the sent frames only
     """
 
     def __init__(
@@ -713,14 +715,24 @@ class Decoder:
             )
         return self._fuser
 
-    @torch.no_grad()
     def decode_stream(
         self, stream: bs.Bitstream, progress: ProgressCallback | None = None
     ) -> Iterator[np.ndarray]:
-        """Yield decoded (H, W, 3) uint8 batches of frames, ``batch_size`` at a time."""
+        """Yield decoded (H, W, 3) uint8 frames in stacks of ``batch_size`` (the last one may
+        be shorter), across keyframes and whatever the in-between method."""
         if stream.base is not None:
-            yield from self._decode_base_layer(stream, progress)
-            return
+            batches = self._decode_base_layer(stream)
+        else:
+            batches = (images_to_frames(images) for images in self._decode_keypoints(stream))
+        frames = (frame for batch in batches for frame in batch)
+        for out in iter_batches(frames, self.batch_size):
+            if progress:
+                progress(len(out))
+            yield out
+
+    @torch.no_grad()
+    def _decode_keypoints(self, stream: bs.Bitstream) -> Iterator[torch.Tensor]:
+        """A keypoint stream's frames as (B, 3, H, W) image batches of any size."""
         header = stream.header
         model = self.model_for(header)
         stride = header.motion_stride
@@ -743,22 +755,12 @@ class Decoder:
             )
             if method == "interpolator":
                 generated = fill_frames(generated, stride, frames, self.synthesizer())
-            for batch in generated:
-                for i in range(0, len(batch), self.batch_size):
-                    out = images_to_frames(batch[i : i + self.batch_size])
-                    if progress:
-                        progress(len(out))
-                    yield out
+            yield from generated
 
-    def _decode_base_layer(
-        self, stream: bs.Bitstream, progress: ProgressCallback | None
-    ) -> Iterator[np.ndarray]:
+    def _decode_base_layer(self, stream: bs.Bitstream) -> Iterator[np.ndarray]:
         """A base layer stream's frames, fused with its source images, in batches."""
         network = self.fuser_for(stream)
-        for batch in fused_frames(stream, network, self.batch_size, self.bf16):
-            if progress:
-                progress(len(batch))
-            yield batch
+        yield from fused_frames(stream, network, self.batch_size, self.bf16)
 
     def decode_file(
         self,

@@ -4,31 +4,21 @@ pulls the dense motion towards it."""
 
 from __future__ import annotations
 
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from fomcodec.nets.blocks import make_coordinate_grid
-
-
-def _grey(frames: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) floats in [0, 1] -> (B, H, W) uint8 luma."""
-    weights = frames.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    luma = (frames.detach().float() * weights).sum(dim=1).clamp(0, 1) * 255
-    return luma.round().to(torch.uint8).cpu().numpy()
+from fomcodec.nets.optical_flow import dis_flow
 
 
 def dis_flow_grid(
-    source: torch.Tensor, driving: torch.Tensor, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+    source: torch.Tensor, driving: torch.Tensor, preset: str = "medium"
 ) -> torch.Tensor:
     """Backward flow driving -> source as a centred sampling grid (B, H, W, 2): warping the
     source with ``grid_sample(source, grid, align_corners=False)`` approximates the driving
     frame."""
     height, width = source.shape[2:]
-    dis = cv2.DISOpticalFlow_create(preset)
-    flows = [dis.calc(d, s, None) for s, d in zip(_grey(source), _grey(driving), strict=True)]
-    flow = torch.from_numpy(np.stack(flows)).to(source.device)
+    flow = dis_flow(driving, source, preset).permute(0, 2, 3, 1)
     scale = flow.new_tensor([2.0 / width, 2.0 / height])
     identity = make_coordinate_grid(height, width, flow.dtype, flow.device, centred=True)
     return identity.unsqueeze(0) + flow * scale

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -32,8 +31,8 @@ from fomcodec.codec.base_video import BaseLayerWriter, upscaled_frames
 from fomcodec.codec.fusion import SourceWarp, to_uint8
 from fomcodec.codec.image_codec import decode_image, encode_image
 from fomcodec.nets.fuser import BaseLayerFuser, FuserConfig
-from fomcodec.training.checkpoint import TrainingProgress, load_checkpoint, save_checkpoint
 from fomcodec.training.dataset import build_frame_cache, load_split
+from fomcodec.training.loop import TrainingLoop
 
 #: Base settings drawn per clip (values repeat to weight them); the fuser sees them all.
 #: The shipped fuse-small's mix (one with a quarter frame rate and more 128 px did no better,
@@ -122,64 +121,81 @@ class FuserTrainConfig:
     batch_size: int = 8
     crop: int = 128
     lr: float = 2e-3
+    log_every: int = 50
     validate_every: int = 250
+    checkpoint_every: int = 250
     seed: int = 0
 
 
-def train_fuser(
-    config: FuserConfig,
-    train: FuserTrainConfig,
-    samples: np.ndarray,
-    validation: np.ndarray,
-    run_dir: Path,
-    export_path: Path,
-    log: bool = True,
-) -> TrainingProgress:
-    """Train (resuming from ``run_dir/checkpoint.pt``); the best weights by validation PSNR go
-    to ``export_path``."""
-    from fomcodec.zoo import save_fuser
+class SampleCropper:
+    """Random batches of ``crop`` x ``crop`` crops (one position per batch) of random
+    samples, flipped horizontally half of the time."""
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = run_dir / "checkpoint.pt"
-    torch.manual_seed(train.seed)
-    model = BaseLayerFuser(config).train()
-    optimizer = torch.optim.Adam(model.parameters(), train.lr / 25)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, train.lr, total_steps=train.steps, pct_start=0.05
-    )
-    progress = TrainingProgress()
-    if checkpoint.exists():
-        progress = load_checkpoint(checkpoint, model, optimizer, {"schedule": schedule})
-    rng = np.random.default_rng(train.seed + progress.step)
-    height, width = samples.shape[1:3]
-    started = time.perf_counter() - progress.elapsed
-    while progress.step < train.steps:
-        index = np.sort(rng.choice(len(samples), train.batch_size, replace=False))
-        y, x = rng.integers(0, height - train.crop + 1), rng.integers(0, width - train.crop + 1)
-        batch = samples[index, y : y + train.crop, x : x + train.crop]
-        if rng.random() < 0.5:
-            batch = batch[:, :, ::-1]
-        base, warped, warped_low, target = _split(batch)
-        loss = F.l1_loss(model(base, warped, warped_low), target)
-        optimizer.zero_grad()
+    def __init__(self, samples: np.ndarray, crop: int, seed: int = 0) -> None:
+        self.samples = samples
+        self.crop = crop
+        self.rng = np.random.default_rng(seed)
+
+    def sample(self, batch: int) -> list[torch.Tensor]:
+        """(base, warped source, warped low source, original), each (B, 3, crop, crop)."""
+        height, width = self.samples.shape[1:3]
+        index = np.sort(self.rng.choice(len(self.samples), batch, replace=False))
+        y = self.rng.integers(0, height - self.crop + 1)
+        x = self.rng.integers(0, width - self.crop + 1)
+        crops = self.samples[index, y : y + self.crop, x : x + self.crop]
+        if self.rng.random() < 0.5:
+            crops = crops[:, :, ::-1]
+        return _split(crops)
+
+
+class FuserTrainer(TrainingLoop):
+    """Trains the fuser on the shared loop (L1 against the original, Adam, one-cycle
+    learning rate); ``run_dir`` keeps ``checkpoint.pt`` and ``log.jsonl``; validation PSNR
+    on ``validation`` samples, next to the ``detail`` fuser's."""
+
+    log_tag = "fuser"
+
+    def __init__(
+        self,
+        config: FuserConfig,
+        train: FuserTrainConfig,
+        samples: np.ndarray,
+        validation: np.ndarray,
+        run_dir: Path,
+    ) -> None:
+        super().__init__(run_dir)
+        self.config = train
+        torch.manual_seed(train.seed)
+        self.model = BaseLayerFuser(config).train()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), train.lr / 25)
+        self.schedule = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, train.lr, total_steps=train.steps, pct_start=0.05
+        )
+        self.parts = {"schedule": self.schedule}
+        self.sampler = SampleCropper(samples, train.crop, train.seed)
+        self.validation = validation
+        self.resume()
+
+    def train_step(self) -> dict[str, float]:
+        base, warped, warped_low, target = self.sampler.sample(self.config.batch_size)
+        loss = F.l1_loss(self.model(base, warped, warped_low), target)
+        self.optimizer.zero_grad()
         loss.backward()
-        optimizer.step()
-        schedule.step()
-        progress.step += 1
-        if progress.step % train.validate_every == 0 or progress.step == train.steps:
-            detail, learned = evaluate(model, validation)
-            if learned > progress.best_psnr:
-                progress.best_psnr = learned
-                save_fuser(model, export_path)
-            progress.elapsed = time.perf_counter() - started
-            save_checkpoint(checkpoint, model, optimizer, progress, {"schedule": schedule})
-            if log:
-                print(
-                    f"step {progress.step}: loss {loss.item():.4f}, validation PSNR detail "
-                    f"{detail:.2f} dB, learned {learned:.2f} dB (best {progress.best_psnr:.2f})",
-                    flush=True,
-                )
-    return progress
+        self.optimizer.step()
+        self.schedule.step()
+        self.step += 1
+        return {"l1": loss.item()}
+
+    def validate(self) -> dict[str, float] | None:
+        if not len(self.validation):
+            return None
+        detail, learned = evaluate(self.model, self.validation)
+        return {"psnr": learned, "psnr_detail": detail}
+
+    def export(self, path: Path, metrics: dict[str, float]) -> None:
+        from fomcodec.zoo import save_fuser
+
+        save_fuser(self.model, path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -206,14 +222,14 @@ def main(argv: list[str] | None = None) -> None:
     tag = f"{args.frames}-{sample_settings_tag()}"
     samples = build_samples(arrays["train"], cache / f"fuser-train-{tag}.npy")
     validation = build_samples(arrays["validation"], cache / f"fuser-val-{tag}.npy", 1)
-    train_fuser(
+    trainer = FuserTrainer(
         FuserConfig.from_yaml(args.config),
         FuserTrainConfig(steps=args.steps),
         samples,
         np.asarray(validation),
         Path(args.run_dir),
-        Path(args.export),
     )
+    trainer.run(export_path=Path(args.export))
 
 
 if __name__ == "__main__":

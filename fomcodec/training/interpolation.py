@@ -19,9 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +26,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from fomcodec.nets.interpolator import VARIANTS, FacialFrameInterpolator, InterpolatorConfig
+from fomcodec.nets.interpolator import VARIANTS, InterpolatorConfig
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
 from fomcodec.tensors import image_psnr
-from fomcodec.training import checkpoint
 from fomcodec.training.dataset import build_frame_cache, load_split
-from fomcodec.zoo import save_interpolator
+from fomcodec.training.loop import TrainingLoop, device_name
+from fomcodec.zoo import (
+    Interpolator,
+    InterpolatorConfigs,
+    build_interpolator,
+    get_interpolator_config,
+    load_interpolator,
+    save_interpolator,
+)
 
 STAGES = ("asymmetric", "symmetric", "finetune")
 STAGE_MODES = {"asymmetric": "asymmetric", "symmetric": "symmetric", "finetune": "full"}
@@ -63,6 +67,8 @@ class InterpolatorTrainConfig:
     grad_clip: float | None = None
     freeze: list[str] = field(default_factory=list)  # parameter-name prefixes not trained
     init_from: str | None = None  # checkpoint (.pt) or weights (.safetensors)
+    teacher: str | None = None  # a trained interpolator (name or path) to distil from
+    teacher_weight: float = 0.0  # weight of the Charbonnier distance to the teacher's frame
     log_every: int = 10
     checkpoint_every: int = 200
     validate_every: int = 1000
@@ -211,7 +217,7 @@ def _to_tensor(batch: list[np.ndarray], device: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(
-    model: FacialFrameInterpolator,
+    model: Interpolator,
     triplets: list[np.ndarray],
     mode: str,
     device: torch.device,
@@ -277,25 +283,31 @@ def load_overlapping(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> 
     return partial
 
 
-class InterpolatorTrainer:
-    """Trains one stage; ``run_dir`` keeps ``checkpoint-<stage>.pt`` and ``log.jsonl``."""
+class InterpolatorTrainer(TrainingLoop):
+    """Trains one stage of a frame interpolator (either architecture) on the shared loop;
+    ``run_dir`` keeps ``checkpoint-<stage>.pt`` and ``log.jsonl``."""
 
     def __init__(
         self,
-        model_config: InterpolatorConfig,
+        model_config: InterpolatorConfigs,
         train_config: InterpolatorTrainConfig,
         run_dir: Path,
         train_clips: list[np.ndarray],
         validation_clips: list[np.ndarray],
     ) -> None:
+        super().__init__(run_dir, f"checkpoint-{train_config.stage}.pt")
+        self.log_tag = train_config.stage
         self.model_config = model_config
         self.config = train_config
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(train_config.device)
         self.amp = train_config.amp and bf16_supported(self.device)
         torch.manual_seed(train_config.seed)
-        self.model = FacialFrameInterpolator(model_config).to(self.device).train()
+        self.model = build_interpolator(model_config).to(self.device).train()
+        self.teacher = (
+            load_interpolator(train_config.teacher, self.device).requires_grad_(False)
+            if train_config.teacher and train_config.teacher_weight > 0
+            else None
+        )
         frozen = tuple(train_config.freeze)
         self.parameters = [
             p for n, p in self.model.named_parameters() if not (frozen and n.startswith(frozen))
@@ -318,30 +330,11 @@ class InterpolatorTrainer:
         self.validation = validation_triplets(
             validation_clips, train_config.validation_per_clip, min(train_config.gaps)
         )
-        self.step = 0
-        self.best_psnr = -math.inf
-        self.elapsed = 0.0
-        self._restore()
+        if not self.resume():
+            self._initialise()
 
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / f"checkpoint-{self.config.stage}.pt"
-
-    def _log(self, message: str) -> None:
-        print(f"[{self.config.stage}] {message}", file=sys.stderr, flush=True)
-
-    def _restore(self) -> None:
-        """Resume this stage, or initialise from ``init_from`` / an earlier stage."""
-        if self.checkpoint_path.exists():
-            progress = checkpoint.load_checkpoint(self.checkpoint_path, self.model, self.optimizer)
-            self.step, self.best_psnr, self.elapsed = (
-                progress.step,
-                progress.best_psnr,
-                progress.elapsed,
-            )
-            self.sampler.rng = np.random.default_rng(self.config.seed + self.step)
-            self._log(f"resumed from {self.checkpoint_path} at step {self.step}")
-            return
+    def _initialise(self) -> None:
+        """Start from ``init_from``, else from the latest earlier stage in the run folder."""
         source: Path | None = None
         if self.config.init_from:
             source = Path(self.config.init_from)
@@ -355,7 +348,7 @@ class InterpolatorTrainer:
         if source is not None:
             partial = load_overlapping(self.model, _read_state(source))
             note = f" (in part: {', '.join(partial)})" if partial else ""
-            self._log(f"initialised from {source}{note}")
+            self.log(f"initialised from {source}{note}")
 
     def _lr(self) -> float:
         cfg = self.config
@@ -363,16 +356,21 @@ class InterpolatorTrainer:
             return cfg.lr
         return cfg.lr * cfg.lr_decay ** (self.step // cfg.lr_decay_every)
 
-    def save_checkpoint(self) -> None:
-        checkpoint.save_checkpoint(
-            self.checkpoint_path,
-            self.model,
-            self.optimizer,
-            checkpoint.TrainingProgress(self.step, self.best_psnr, self.elapsed),
-            stage=self.config.stage,
-            train_config=json.dumps(dataclasses.asdict(self.config)),
-            model_config=self.model_config.to_yaml(),
+    def describe(self) -> str:
+        return (
+            f"{sum(p.numel() for p in self.parameters)} trainable parameters on "
+            f"{self.device}{' (bf16)' if self.amp else ''}, step {self.step}"
         )
+
+    def record_fields(self) -> dict[str, Any]:
+        return {"stage": self.config.stage, "lr": self._lr()}
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        return {
+            "stage": self.config.stage,
+            "train_config": json.dumps(dataclasses.asdict(self.config)),
+            "model_config": self.model_config.to_yaml(),
+        }
 
     def losses(
         self, frame0: torch.Tensor, middle: torch.Tensor, frame1: torch.Tensor
@@ -383,6 +381,12 @@ class InterpolatorTrainer:
         with autocast(self.device, self.amp):
             out = self.model(frame0, frame1, mode=cfg.mode, return_motion=weight > 0)
         terms = {"charbonnier": charbonnier(out["frame"], middle, cfg.charbonnier_eps)}
+        if self.teacher is not None:
+            with torch.no_grad(), autocast(self.device, self.amp):
+                taught = self.teacher(frame0, frame1)["frame"]
+            terms["distillation"] = cfg.teacher_weight * charbonnier(
+                out["frame"], taught, cfg.charbonnier_eps
+            )
         if weight > 0:
             terms["smoothness"] = weight * smoothness(out["motion"])
         return terms
@@ -404,7 +408,9 @@ class InterpolatorTrainer:
         self.step += 1
         return {k: v.item() for k, v in terms.items()} | {"loss": loss.item()}
 
-    def validate(self) -> dict[str, float]:
+    def validate(self) -> dict[str, float] | None:
+        if not self.validation:
+            return None
         return evaluate(
             self.model,
             self.validation,
@@ -414,13 +420,8 @@ class InterpolatorTrainer:
             self.amp,
         )
 
-    def export(self, path: Path, metrics: dict[str, Any]) -> Path:
-        device_name = (
-            torch.cuda.get_device_name(self.device)
-            if self.device.type == "cuda"
-            else f"cpu x{torch.get_num_threads()}"
-        )
-        return save_interpolator(
+    def export(self, path: Path, metrics: dict[str, Any]) -> None:
+        save_interpolator(
             self.model,
             path,
             extra_metadata={
@@ -428,86 +429,14 @@ class InterpolatorTrainer:
                 "step": str(self.step),
                 "validation": json.dumps(metrics),
                 "train_seconds": str(round(self.elapsed)),
-                "device": device_name,
+                "device": device_name(self.device),
                 "train_config": json.dumps(dataclasses.asdict(self.config)),
             },
         )
 
-    def run(
-        self,
-        steps: int | None = None,
-        export_path: Path | None = None,
-        time_budget_s: float | None = None,
-    ) -> dict[str, float] | None:
-        """Train until ``steps`` (default: the config's) or the time budget runs out; returns
-        the last validation metrics (None if none ran)."""
-        target = steps or self.config.steps
-        started = time.time()
-        window: list[dict[str, float]] = []
-        window_seconds = 0.0
-        metrics = None
-        self._log(
-            f"{sum(p.numel() for p in self.parameters)} trainable parameters on "
-            f"{self.device}{' (bf16)' if self.amp else ''}, step {self.step} -> {target}"
-        )
-        with (self.run_dir / "log.jsonl").open("a") as log:
-            while self.step < target:
-                t0 = time.time()
-                window.append(self.train_step())
-                window_seconds += time.time() - t0
-                self.elapsed += time.time() - t0
-                if self.step % self.config.log_every == 0 or self.step == target:
-                    mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
-                    record = {
-                        "stage": self.config.stage,
-                        "step": self.step,
-                        "elapsed_s": round(self.elapsed, 1),
-                        "lr": self._lr(),
-                        "triplets_per_s": round(
-                            len(window) * self.config.batch_size / max(window_seconds, 1e-9), 2
-                        ),
-                        **mean,
-                    }
-                    window, window_seconds = [], 0.0
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
-                    self._log(
-                        " ".join(
-                            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                            for k, v in record.items()
-                            if k != "stage"
-                        )
-                    )
-                if self.validation and (
-                    self.step % self.config.validate_every == 0 or self.step == target
-                ):
-                    metrics = self.validate()
-                    log.write(
-                        json.dumps(
-                            {"stage": self.config.stage, "step": self.step, "validation": metrics}
-                        )
-                        + "\n"
-                    )
-                    log.flush()
-                    self._log(
-                        f"validation step={self.step} psnr={metrics['psnr']:.2f} "
-                        f"average-baseline={metrics['psnr_average_baseline']:.2f}"
-                    )
-                    if metrics["psnr"] > self.best_psnr:
-                        self.best_psnr = metrics["psnr"]
-                        if export_path is not None:
-                            self.export(export_path, metrics)
-                if self.step % self.config.checkpoint_every == 0:
-                    self.save_checkpoint()
-                if time_budget_s is not None and time.time() - started > time_budget_s:
-                    self._log(f"time budget reached at step {self.step}")
-                    break
-        self.save_checkpoint()
-        return metrics
-
 
 def train_interpolator_from_folder(
-    model_config: InterpolatorConfig,
+    model_config: InterpolatorConfigs,
     train_config: InterpolatorTrainConfig,
     clips_dir: Path,
     split_path: Path,
@@ -561,6 +490,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--smoothness", type=float, default=None)
     parser.add_argument("--init-from", default=None)
+    parser.add_argument("--teacher", default=None, help="interpolator to distil from")
+    parser.add_argument(
+        "--teacher-weight", type=float, default=0.0, help="weight of the distillation term"
+    )
     parser.add_argument(
         "--freeze",
         default="",
@@ -578,10 +511,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from fomcodec.zoo import get_interpolator_config
-
     model_config = get_interpolator_config(args.config)
     if args.variant:
+        if not isinstance(model_config, InterpolatorConfig):
+            parser.error("--variant applies to the facial frame interpolator only")
         model_config = model_config.replace(
             name=f"{model_config.name}-{args.variant}", variant=args.variant
         )
@@ -597,6 +530,8 @@ def main(argv: list[str] | None = None) -> None:
             gaps=[int(g) for g in args.gaps.split(",")],
             smoothness_weight=args.smoothness,
             init_from=args.init_from,
+            teacher=args.teacher,
+            teacher_weight=args.teacher_weight,
             validate_every=args.validate_every,
             freeze=[p for p in args.freeze.split(",") if p],
             device=args.device,

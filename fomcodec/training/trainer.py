@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,9 +26,9 @@ from fomcodec.nets.discriminator import (
 from fomcodec.nets.fomm import FOMM
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
 from fomcodec.tensors import frames_to_images, image_psnr
-from fomcodec.training import checkpoint
 from fomcodec.training.dataset import FramePairSampler, build_frame_cache, load_split
 from fomcodec.training.flow_teacher import dis_flow_grid, flow_loss
+from fomcodec.training.loop import TrainingLoop
 from fomcodec.training.losses import (
     ImagePyramid,
     equivariance_losses,
@@ -110,8 +107,11 @@ def validate(
     }
 
 
-class Trainer:
-    """Trains a FOMM model; ``run_dir`` keeps ``checkpoint.pt`` and ``log.jsonl``."""
+class Trainer(TrainingLoop):
+    """Trains a FOMM model on the shared loop; ``run_dir`` keeps ``checkpoint.pt`` and
+    ``log.jsonl``. A resumed run takes the learning rate of its config."""
+
+    log_tag = "fomm"
 
     def __init__(
         self,
@@ -122,9 +122,8 @@ class Trainer:
         validation_clips: list[np.ndarray],
         init_weights: Path | None = None,
     ) -> None:
+        super().__init__(run_dir)
         self.config = train_config
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(train_config.seed)
         self.device = resolve_device(train_config.device)
         self.bf16 = train_config.bf16 and bf16_supported(self.device)
@@ -136,7 +135,6 @@ class Trainer:
         self.sampler = FramePairSampler(train_clips, seed=train_config.seed)
         self.validation_clips = validation_clips
         self.discriminator: MultiScaleDiscriminator | None = None
-        self.parts: dict[str, checkpoint.Stateful] = {}
         if train_config.weight_adversarial or train_config.weight_feature_matching:
             self.discriminator = MultiScaleDiscriminator(
                 DiscriminatorConfig(
@@ -160,40 +158,19 @@ class Trainer:
                 use_buffers=True,
             )
             self.parts["ema"] = self.ema
-        self.step = 0
-        self.best_psnr = -math.inf
-        self.elapsed = 0.0
-        if init_weights is not None and not self.checkpoint_path.exists():
+        if not self.resume() and init_weights is not None:
             new = load_weights_into(
                 self.model, load_file(str(init_weights)), str(init_weights), partial=True
             )
-            print(
+            self.log(
                 f"initialised from {init_weights}"
-                + (f" ({len(new)} entries new to this architecture)" if new else ""),
-                file=sys.stderr,
+                + (f" ({len(new)} entries new to this architecture)" if new else "")
             )
-        self._resume()
 
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / "checkpoint.pt"
-
-    def _resume(self) -> None:
-        if not self.checkpoint_path.exists():
-            return
-        progress = checkpoint.load_checkpoint(
-            self.checkpoint_path, self.model, self.optimizer, self.parts
-        )
-        self.step, self.best_psnr, self.elapsed = (
-            progress.step,
-            progress.best_psnr,
-            progress.elapsed,
-        )
-        self.sampler.rng = np.random.default_rng(self.config.seed + self.step)
+    def on_resume(self) -> None:
         optimizers = [self.optimizer] + ([self.optimizer_d] if self.discriminator else [])
         for group in (g for optimizer in optimizers for g in optimizer.param_groups):
             group["lr"] = self.config.lr
-        print(f"resumed from step {self.step} (lr {self.config.lr:g})", file=sys.stderr)
 
     @property
     def evaluated_model(self) -> FOMM:
@@ -208,15 +185,8 @@ class Trainer:
             f"{' (generator in bf16)' if self.bf16 else ''}, step {self.step}"
         )
 
-    def save_checkpoint(self) -> None:
-        checkpoint.save_checkpoint(
-            self.checkpoint_path,
-            self.model,
-            self.optimizer,
-            checkpoint.TrainingProgress(self.step, self.best_psnr, self.elapsed),
-            self.parts,
-            train_config=json.dumps(dataclasses.asdict(self.config)),
-        )
+    def checkpoint_extra(self) -> dict[str, str]:
+        return {"train_config": json.dumps(dataclasses.asdict(self.config))}
 
     def losses(self, source: torch.Tensor, driving: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted loss terms for one batch."""
@@ -284,74 +254,29 @@ class Trainer:
         self.step += 1
         return record
 
-    def run(
-        self,
-        steps: int | None = None,
-        export_path: Path | None = None,
-        time_budget_s: float | None = None,
-    ) -> None:
-        """Train until ``steps`` (default: the config's) or the time budget runs out."""
-        target = steps or self.config.steps
-        started = time.time()
-        window: list[dict[str, float]] = []
-        window_seconds = 0.0
-        log = (self.run_dir / "log.jsonl").open("a")
-        print(f"{self.describe()} -> {target}", file=sys.stderr, flush=True)
-        while self.step < target:
-            t0 = time.time()
-            window.append(self.train_step())
-            window_seconds += time.time() - t0
-            self.elapsed += time.time() - t0
-            if self.step % self.config.log_every == 0:
-                mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
-                record = {
-                    "step": self.step,
-                    "elapsed_s": round(self.elapsed, 1),
-                    "pairs_per_s": len(window) * self.config.batch_size / window_seconds,
-                    **mean,
-                }
-                window, window_seconds = [], 0.0
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-                print(
-                    " ".join(
-                        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                        for k, v in record.items()
-                    ),
-                    file=sys.stderr,
-                    flush=True,
-                )
-            if self.step % self.config.validate_every == 0 and self.validation_clips:
-                metrics = validate(
-                    self.evaluated_model,
-                    self.validation_clips,
-                    self.config.validation_frames,
-                    self.bf16,
-                    self.device,
-                )
-                log.write(json.dumps({"step": self.step, "validation": metrics}) + "\n")
-                log.flush()
-                print(f"validation step={self.step} {metrics}", file=sys.stderr, flush=True)
-                if metrics["psnr"] > self.best_psnr:
-                    self.best_psnr = metrics["psnr"]
-                    if export_path is not None:
-                        save_weights(
-                            self.evaluated_model.eval(),
-                            export_path,
-                            extra_metadata={
-                                "step": str(self.step),
-                                "validation": json.dumps(metrics),
-                                "train_seconds": str(round(self.elapsed)),
-                                "ema_decay": str(self.config.ema_decay),
-                            },
-                        )
-                        self.evaluated_model.train()
-            if self.step % self.config.checkpoint_every == 0:
-                self.save_checkpoint()
-            if time_budget_s is not None and time.time() - started > time_budget_s:
-                break
-        self.save_checkpoint()
-        log.close()
+    def validate(self) -> dict[str, float] | None:
+        if not self.validation_clips:
+            return None
+        return validate(
+            self.evaluated_model,
+            self.validation_clips,
+            self.config.validation_frames,
+            self.bf16,
+            self.device,
+        )
+
+    def export(self, path: Path, metrics: dict[str, float]) -> None:
+        save_weights(
+            self.evaluated_model.eval(),
+            path,
+            extra_metadata={
+                "step": str(self.step),
+                "validation": json.dumps(metrics),
+                "train_seconds": str(round(self.elapsed)),
+                "ema_decay": str(self.config.ema_decay),
+            },
+        )
+        self.evaluated_model.train()
 
 
 def train_from_folder(

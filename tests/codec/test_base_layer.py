@@ -252,7 +252,7 @@ def test_fuser_training_exports_and_resumes(tmp_path: Path) -> None:
     import random
 
     from fomcodec.nets.fuser import FuserConfig
-    from fomcodec.training.fusion import FuserTrainConfig, clip_samples, train_fuser
+    from fomcodec.training.fusion import FuserTrainConfig, FuserTrainer, clip_samples, evaluate
     from fomcodec.zoo import load_fuser
 
     clip = talking_head_frames(24, (256, 256))
@@ -261,10 +261,14 @@ def test_fuser_training_exports_and_resumes(tmp_path: Path) -> None:
     export = tmp_path / "fuse-test.safetensors"
     config = FuserTrainConfig(steps=30, batch_size=4, crop=64, lr=5e-3, validate_every=15)
 
-    def train():
+    def trainer() -> FuserTrainer:
         network = FuserConfig(name="fuse-test", channels=8)
-        return train_fuser(network, config, samples, samples, tmp_path / "run", export, log=False)
+        return FuserTrainer(network, config, samples, samples, tmp_path / "run")
 
-    progress = train()
-    assert progress.step == 30 and load_fuser(export).model_name == "fuse-test"
-    assert train().step == 30  # resumed, nothing left to do
+    first = trainer()
+    metrics = first.run(export_path=export)
+    assert first.step == 30 and load_fuser(export).model_name == "fuse-test"
+    assert metrics is not None and np.isfinite(metrics["psnr_detail"])
+    # the exported weights are the best validated ones
+    assert evaluate(load_fuser(export), samples)[1] == pytest.approx(first.best_psnr, abs=1e-4)
+    assert trainer().step == 30  # resumed, nothing left to do
