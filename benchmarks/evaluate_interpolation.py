@@ -432,9 +432,7 @@ def main() -> None:
     results = {
         "protocol": protocol(clips, networks, fps, args.time_reversal_ensemble),
         "speed": speed(networks, model, args.repeats, next(iter(clips.values()))),
-        "codec": {}
-        if args.skip_codec
-        else in_codec(clips, fps, model, args.networks.split(",")),
+        "codec": {} if args.skip_codec else in_codec(clips, fps, model, args.networks.split(",")),
     }
     text = markdown(args, clips, results, model.model_name)
     print(text)
