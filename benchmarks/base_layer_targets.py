@@ -1,6 +1,7 @@
 """Issue #19's per-clip targets, read from a ``fomc compare`` run (its ``results.json``).
 
     python benchmarks/base_layer_targets.py RESULTS.json [MORE.json ...] [--rate file|payload]
+        [--base-from NEW.json]
 
 For every clip: ``R`` is the rate of fomc's default keypoint stream (the compare point with
 the encoder's defaults). At budgets ``R``, ``2R`` and ``4R``, and for each metric, the best
@@ -11,7 +12,8 @@ time per frame of the default base point against the default keypoint point, per
 measured in the same run, and the BD-rate of all base points together against AV1. Several
 result files (same clips and frames, e.g. a second run with
 more base points and ``--no-baselines``) are read as one; a point measured twice counts once,
-from the first file.
+from the first file. ``--base-from`` takes every ``fomc-base`` point from that file alone (a
+rerun of the base points after a decoder change), and the rest from the others.
 """
 
 from __future__ import annotations
@@ -42,13 +44,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, nargs="+")
     parser.add_argument("--rate", choices=("payload", "file"), default="payload")
+    parser.add_argument("--base-from", type=Path, help="the only source of fomc-base points")
     args = parser.parse_args()
     rate = "payload_kbps" if args.rate == "payload" else "kbps"
     rows, seen = [], set()
-    for path in args.results:
+    sources = [(args.base_from, True)] if args.base_from else []
+    sources += [(path, args.base_from is None) for path in args.results]
+    for path, base_points in sources:
         for row in json.loads(path.read_text())["rows"]:
             key = (row["clip"], row["codec"], row["config"])
-            if row["clip"] != MEAN_CLIP and key not in seen:
+            wanted = base_points or row["codec"] != "fomc-base"
+            if row["clip"] != MEAN_CLIP and key not in seen and wanted:
                 seen.add(key)
                 rows.append(row)
     reference, base_default = FomcPoint().label, BasePoint().label

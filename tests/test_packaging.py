@@ -57,10 +57,11 @@ def test_installed_package_finds_its_models_from_any_folder(
 ) -> None:
     script = (
         "import fomcodec, fomcodec.zoo as zoo\n"
-        "from fomcodec.zoo import get_interpolator_config\n"
+        "from fomcodec.codec.frame_interpolation import DEFAULT_INTERPOLATOR\n"
         "model = fomcodec.load_model()\n"
+        "interpolator = zoo.load_interpolator(DEFAULT_INTERPOLATOR)\n"
         "print(fomcodec.__file__, zoo.shipped_models_dir(), model.model_name,\n"
-        "      zoo.DEFAULT_MODEL, get_interpolator_config('ffi-fast').name)\n"
+        "      zoo.DEFAULT_MODEL, interpolator.model_name, interpolator.weights_path)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(unpacked_wheel)}
     env.pop("FOMC_MODELS_DIR", None)
@@ -73,7 +74,8 @@ def test_installed_package_finds_its_models_from_any_folder(
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    module, folder, model, default, interpolator = result.stdout.split()
+    module, folder, model, default, interpolator, weights = result.stdout.split()
     assert Path(module).is_relative_to(unpacked_wheel)
     assert Path(folder) == unpacked_wheel / "fomcodec" / "model_files"
-    assert model == default and interpolator == "ffi-fast"
+    assert model == default and interpolator == "ffi-flow"
+    assert Path(weights).is_relative_to(Path(folder) / "interpolators")

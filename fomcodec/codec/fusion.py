@@ -2,6 +2,8 @@
 
 ::
 
+    base layer (every k-th frame, small) --frames in between: the frame interpolator at the
+      base size (k a power of two; else blended linearly)--> --upscale--> base frames
     each base frame B, with its segment's source image S:
         S_low = S through the same down- and up-scaling as the base frames
         flow  = DIS optical flow from B to S_low (both grey)
@@ -16,18 +18,24 @@ Measured in docs/base-layer.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from fomcodec.codec.base_video import downscale, upscale, upscaled_frames
-from fomcodec.codec.bitstream import Bitstream
+from fomcodec.codec.base_video import base_frames, downscale, upscale, upscaled_frames
+from fomcodec.codec.bitstream import BaseLayer, Bitstream
 from fomcodec.codec.image_codec import decode_image
+from fomcodec.media.video_io import iter_batches
 
 if TYPE_CHECKING:
+    import torch
+
     from fomcodec.nets.fuser import BaseLayerFuser
+
+#: ``(frame0, frame1) -> middle frame`` on (B, 3, H, W) float tensors in [0, 1].
+Synthesize = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 class SourceWarp:
@@ -92,20 +100,55 @@ def fuse_batch(
     return to_uint8(out.permute(0, 2, 3, 1).cpu().numpy() * 255)
 
 
+def interpolated_base_frames(
+    layer: BaseLayer, frame_count: int, width: int, height: int, synthesize: Synthesize
+) -> Iterator[np.ndarray]:
+    """One float32 (height, width, 3) base frame per output frame: the frames the encoder
+    dropped made by ``synthesize`` between the decoded ones at the base size (the middle
+    one, then each half: ``layer.fps_divisor`` a power of two), then every frame upscaled as
+    :func:`upscaled_frames` does (coded frames come out the same); frames after the last
+    coded one hold it."""
+    import torch
+
+    from fomcodec.codec.frame_interpolation import fill_frames
+
+    def tensors() -> Iterator[torch.Tensor]:
+        for batch in iter_batches(base_frames(layer), 8):
+            yield torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255)
+
+    for batch in fill_frames(tensors(), layer.fps_divisor, frame_count, synthesize):
+        for image in to_uint8(batch.mul(255).permute(0, 2, 3, 1).numpy()):
+            yield upscale(image, width, height).astype(np.float32)
+
+
+def _fills_by_interpolation(divisor: int) -> bool:
+    from fomcodec.codec.frame_interpolation import is_power_of_two
+
+    return divisor > 1 and is_power_of_two(divisor)
+
+
 def fused_frames(
     stream: Bitstream,
     network: BaseLayerFuser | None = None,
     batch_size: int = 8,
     bf16: bool = False,
+    synthesize: Synthesize | None = None,
 ) -> Iterator[np.ndarray]:
     """The decoded frames of a stream with a base layer, as (N, H, W, 3) uint8 RGB batches
     of up to ``batch_size``; each segment fuses with its own source image (``network``: the
-    stream's learned fuser, None for the ``detail`` fuser; ``bf16``: see :func:`fuse_batch`)."""
+    stream's learned fuser, None for the ``detail`` fuser; ``bf16``: see :func:`fuse_batch`).
+    ``synthesize`` (a frame interpolator) makes the frames the base layer dropped when its
+    frame-rate divisor is a power of two; without it they are blended linearly."""
     layer = stream.base
     if layer is None:
         raise ValueError("the stream has no base layer")
     header = stream.header
-    upscaled = upscaled_frames(layer, header.frame_count, header.width, header.height)
+    if synthesize is not None and _fills_by_interpolation(layer.fps_divisor):
+        upscaled = interpolated_base_frames(
+            layer, header.frame_count, header.width, header.height, synthesize
+        )
+    else:
+        upscaled = upscaled_frames(layer, header.frame_count, header.width, header.height)
     for (start, end, _), image in zip(stream.segments(), stream.source_images, strict=True):
         source = upscale(decode_image(image), header.width, header.height)
         warp = SourceWarp(source, layer.width, layer.height)

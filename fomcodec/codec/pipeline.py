@@ -617,6 +617,8 @@ class Decoder:
         frames without motion (motion_stride > 1): ``inbetween`` "interpolator" (default: the
         frame interpolator between the generated neighbours) or "keypoints" (the generator
         from linearly interpolated motion); ``fill=False``: the sent frames only
+        base layer streams: the frames the base layer dropped come from the interpolator too
+        (``inbetween="keypoints"``: blended linearly)
     """
 
     def __init__(
@@ -760,7 +762,8 @@ class Decoder:
     def _decode_base_layer(self, stream: bs.Bitstream) -> Iterator[np.ndarray]:
         """A base layer stream's frames, fused with its source images, in batches."""
         network = self.fuser_for(stream)
-        yield from fused_frames(stream, network, self.batch_size, self.bf16)
+        synthesize = self.synthesizer() if self.inbetween == "interpolator" else None
+        yield from fused_frames(stream, network, self.batch_size, self.bf16, synthesize)
 
     def decode_file(
         self,
@@ -782,7 +785,9 @@ class Decoder:
             self.model_for(header)
         else:
             self.fuser_for(stream)
-        if self.inbetween_method(header) == "interpolator":
+        if self.inbetween_method(header) == "interpolator" or (
+            stream.base is not None and self.inbetween == "interpolator"
+        ):
             self.synthesizer()
         fps = self.output_fps(header)
         writer = (output or VideoOutput()).writer(

@@ -57,6 +57,21 @@ def test_fused_frames_beat_the_upscaled_base(frames: np.ndarray, stream: bs.Bits
     assert psnr_rgb(frames, decoded).mean() > psnr_rgb(frames, base).mean() + 0.5
 
 
+def test_dropped_base_frames_come_from_the_interpolator(
+    frames: np.ndarray, stream: bs.Bitstream
+) -> None:
+    interpolated = np.concatenate(list(Decoder(device="cpu").decode_stream(stream)))
+    blended = np.concatenate(
+        list(Decoder(device="cpu", inbetween="keypoints").decode_stream(stream))
+    )
+    coded = np.arange(len(frames)) % SETTINGS.fps_divisor == 0
+    # the coded frames are fused alike; the dropped ones are made, not blended, and closer
+    np.testing.assert_array_equal(interpolated[coded], blended[coded])
+    assert not np.array_equal(interpolated[~coded], blended[~coded])
+    ours = psnr_rgb(frames[~coded], interpolated[~coded]).mean()
+    assert ours > psnr_rgb(frames[~coded], blended[~coded]).mean()
+
+
 @pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() != 0,
     reason="SVT-AV1 raises threads to real-time only for root",
