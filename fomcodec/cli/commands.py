@@ -422,6 +422,15 @@ def batch_command(
                 f"{crops_file}: not a JSON object of boxes ({exc})", param_hint="--crops"
             ) from None
     mode = mode or batch.detect_mode(in_dir, recursive)
+    encoder: dict[str, object] = {"motion_stride": motion_stride}
+    if quality is not None:
+        encoder["image_quality"] = quality
+    if image_codec is not None:
+        encoder["image_codec"] = image_codec
+    if value_scale or jacobian_scale:
+        encoder["quantization"] = bs.quantization_for(
+            bs.DEFAULT_MOTION_CODING, value_scale, jacobian_scale
+        )
     try:
         options = batch.BatchOptions(
             mode=mode,
@@ -430,11 +439,7 @@ def batch_command(
             device=device,
             overwrite=overwrite,
             threads=threads,
-            image_quality=quality,
-            image_codec=image_codec,
-            value_scale=value_scale,
-            jacobian_scale=jacobian_scale,
-            motion_stride=motion_stride,
+            encoder=tuple(encoder.items()),
             max_frames=max_frames,
             crop=crop,
             crops=crops,

@@ -43,7 +43,6 @@ from fomcodec.codec.base_layer import (
 )
 from fomcodec.codec.keyframes import DEFAULT_REFRESH_DB
 from fomcodec.codec.presets import DEFAULT_PRESET, PRESETS
-from fomcodec.codec.quantization import QuantizationParams
 from fomcodec.media.crop import CropBox, CropSchedule, parse_crop_box
 from fomcodec.media.shots import DEFAULT_CUT_THRESHOLD
 
@@ -339,16 +338,13 @@ def encode(
     info = probe_video(src)
     box = _crop_box(crop, src, device, cut_threshold)
     codec = image_codec or images.DEFAULT_CODEC
-    defaults = bs.DEFAULT_QUANTIZATION[motion_coding]
     encoder = Encoder(
         None if base else load_model_option(model, config, device),
         device=device,
         batch_size=batch_size,
         image_codec=codec,
         image_quality=images.DEFAULT_QUALITY if quality is None else quality,
-        quantization=QuantizationParams(
-            value_scale or defaults.value_scale, jacobian_scale or defaults.jacobian_scale
-        ),
+        quantization=bs.quantization_for(motion_coding, value_scale, jacobian_scale),
         relative=not absolute,
         adapt_scale=adapt_scale,
         motion_stride=motion_stride,

@@ -39,7 +39,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from fomcodec.codec import bitstream as bs
 from fomcodec.errors import FomcError, InputError
 from fomcodec.fileio import write_bytes_atomic
 from fomcodec.media.crop import CropBox, CropSchedule, parse_crop_box
@@ -73,7 +72,9 @@ CROP_WORDS = ("centre", "center", "auto")
 class BatchOptions:
     """How every clip of a batch is converted (plain values: it travels to worker processes).
 
-    Encoding: the ``Encoder`` knobs, ``max_frames``, and the crop: ``crops`` maps a clip's
+    Encoding: ``encoder``, the :class:`~fomcodec.codec.pipeline.Encoder`'s keyword arguments
+    as (name, value) pairs (those absent keep the Encoder's defaults), ``max_frames``, and
+    the crop: ``crops`` maps a clip's
     name (relative to IN_DIR) to ``"x,y,size"``; clips not in it get ``crop``: None or
     ``centre`` (the centre square), ``auto`` (the face crop of :mod:`fomcodec.media.face_crop`,
     one per shot, detector ``face_detector``) or ``x,y,size``. ``metrics`` adds
@@ -88,11 +89,7 @@ class BatchOptions:
     device: str = "auto"
     overwrite: bool = False
     threads: int | None = None
-    image_quality: int | None = None
-    image_codec: str | None = None
-    value_scale: int | None = None  # None: the motion coding's default
-    jacobian_scale: int | None = None
-    motion_stride: int = bs.DEFAULT_MOTION_STRIDE
+    encoder: tuple[tuple[str, Any], ...] = ()  # Encoder keyword arguments; absent: defaults
     max_frames: int | None = None
     crop: str | None = None
     crops: tuple[tuple[str, str], ...] = ()
@@ -269,24 +266,10 @@ class _Worker:
 
     def encoder(self) -> Any:
         if self._encoder is None:
-            from fomcodec.codec import image_codec
             from fomcodec.codec.pipeline import Encoder
-            from fomcodec.codec.quantization import QuantizationParams
 
             o = self.options
-            default = bs.DEFAULT_QUANTIZATION[bs.DEFAULT_MOTION_CODING]
-            self._encoder = Encoder(
-                self._model(),
-                device=o.device,
-                image_codec=o.image_codec or image_codec.DEFAULT_CODEC,
-                image_quality=image_codec.DEFAULT_QUALITY
-                if o.image_quality is None
-                else o.image_quality,
-                quantization=QuantizationParams(
-                    o.value_scale or default.value_scale, o.jacobian_scale or default.jacobian_scale
-                ),
-                motion_stride=o.motion_stride,
-            )
+            self._encoder = Encoder(self._model(), device=o.device, **dict(o.encoder))
         return self._encoder
 
     def decoder(self, header: Any = None) -> Any:

@@ -48,6 +48,18 @@ DEFAULT_MOTION_CODING = "range"
 #: Quantisation each motion coding uses unless told otherwise: ``lzma2`` keeps the seed's
 #: layout (keypoints x10,000, Jacobians x1,000); ``range`` steps measured in docs/bitstream.md.
 DEFAULT_QUANTIZATION = {"lzma2": QuantizationParams(), "range": QuantizationParams(250, 10)}
+
+
+def quantization_for(
+    motion_coding: str, value_scale: int | None = None, jacobian_scale: int | None = None
+) -> QuantizationParams:
+    """The scales a stream with ``motion_coding`` uses: those given, else the coding's default."""
+    default = DEFAULT_QUANTIZATION[motion_coding]
+    return QuantizationParams(
+        value_scale or default.value_scale, jacobian_scale or default.jacobian_scale
+    )
+
+
 # What the encoder sends by default: motion for every other frame. Measured on the held-out
 # clips (docs/interpolation.md): the same quality as every frame, 41% less motion.
 DEFAULT_MOTION_STRIDE = 2

@@ -231,3 +231,27 @@ def test_mode_detection_and_empty_folders(tmp_path: Path, clips: Path) -> None:
     result = invoke(str(empty), "-o", str(tmp_path / "out"))
     assert result.exit_code == 1 and "no video clips" in result.stderr
     assert invoke(str(mixed), "-o", str(tmp_path / "o"), "--decode", "--metrics").exit_code == 2
+
+
+def test_encoder_knobs_reach_every_stream(in_dir: Path, tmp_path: Path, weights: Path) -> None:
+    (in_dir / "broken.mp4").unlink()
+    out = tmp_path / "out"
+    result = invoke(
+        str(in_dir),
+        "-o",
+        str(out),
+        "--model",
+        str(weights),
+        "--device",
+        "cpu",
+        "--motion-stride",
+        "4",
+        "--value-scale",
+        "300",
+    )
+    assert result.exit_code == 0, result.output
+    for name in ("a", "b"):
+        header = bs.read(out / f"{name}.fomc")[1].header
+        assert header.motion_stride == 4
+        assert header.quantization.value_scale == 300
+        assert header.quantization.jacobian_scale == bs.DEFAULT_QUANTIZATION["range"].jacobian_scale
