@@ -168,3 +168,14 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, "rgb24")))
         container.mux(stream.encode(None))
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (small networks run faster so), restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

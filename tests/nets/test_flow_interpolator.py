@@ -23,13 +23,7 @@ from fomcodec.zoo import (
     weights_hash,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def texture(height: int = 64, width: int = 64, margin: int = 8, seed: int = 0) -> np.ndarray:

@@ -29,12 +29,7 @@ from fomcodec.zoo import get_interpolator_config, load_interpolator
 CONFIG_DIR = REPO_ROOT / "models" / "interpolators"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
