@@ -47,6 +47,11 @@ def invoke(*args: str):
     return CliRunner().invoke(batch_command, list(args))
 
 
+def convert(source: Path, out: Path, weights: Path, *options: str):
+    """``fomc batch SOURCE -o OUT`` with the test model on the CPU."""
+    return invoke(str(source), "-o", str(out), "--model", str(weights), "--device", "cpu", *options)
+
+
 def summary_of(out: Path) -> dict:
     return json.loads((out / batch.SUMMARY_JSON).read_text())
 
@@ -63,7 +68,7 @@ def test_encode_folder_reports_the_broken_clip_and_goes_on(
     in_dir: Path, tmp_path: Path, weights: Path
 ) -> None:
     out = tmp_path / "out"
-    result = invoke(str(in_dir), "-o", str(out), "--model", str(weights), "--device", "cpu")
+    result = convert(in_dir, out, weights)
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     assert "1 clip(s) failed" in result.stderr and "broken.mp4" in result.stderr.splitlines()[-1]
@@ -133,14 +138,9 @@ def test_invalid_existing_output_is_redone(in_dir: Path, tmp_path: Path, weights
 def test_decode_folder_and_resume(in_dir: Path, tmp_path: Path, weights: Path) -> None:
     (in_dir / "broken.mp4").unlink()
     streams, videos = tmp_path / "streams", tmp_path / "videos"
-    assert (
-        invoke(
-            str(in_dir), "-o", str(streams), "--model", str(weights), "--device", "cpu", "--quiet"
-        ).exit_code
-        == 0
-    )
+    assert convert(in_dir, streams, weights, "--quiet").exit_code == 0
     assert batch.detect_mode(streams) == "decode"
-    result = invoke(str(streams), "-o", str(videos), "--model", str(weights), "--device", "cpu")
+    result = convert(streams, videos, weights)
     assert result.exit_code == 0, result.output
     assert probe_video(videos / "a.mp4").frame_count == 10
     assert probe_video(videos / "b.mp4").frame_count == 12
@@ -149,7 +149,7 @@ def test_decode_folder_and_resume(in_dir: Path, tmp_path: Path, weights: Path) -
     entry = by_name(document)["a.fomc"]
     assert entry["bytes"] == (streams / "a.fomc").stat().st_size
     assert entry["output_bytes"] == (videos / "a.mp4").stat().st_size
-    again = invoke(str(streams), "-o", str(videos), "--model", str(weights), "--device", "cpu")
+    again = convert(streams, videos, weights)
     assert again.exit_code == 0 and "2 skipped" in again.stderr
 
 
@@ -158,14 +158,10 @@ def test_metrics_and_crops_in_the_summary(in_dir: Path, tmp_path: Path, weights:
     crops = tmp_path / "crops.json"
     crops.write_text(json.dumps({"b.mp4": "10,0,180"}))
     out = tmp_path / "out"
-    result = invoke(
-        str(in_dir),
-        "-o",
-        str(out),
-        "--model",
-        str(weights),
-        "--device",
-        "cpu",
+    result = convert(
+        in_dir,
+        out,
+        weights,
         "--metrics",
         "--crops",
         str(crops),
@@ -200,14 +196,10 @@ def test_parallel_jobs_interrupted_then_resumed(
     with pytest.raises(KeyboardInterrupt):
         run_batch(in_dir, out, options, jobs=2, progress=InterruptOnFirstEvent(3))
     assert no_partial_files(out) and summary_of(out)["interrupted"]
-    result = invoke(
-        str(in_dir),
-        "-o",
-        str(out),
-        "--model",
-        str(weights),
-        "--device",
-        "cpu",
+    result = convert(
+        in_dir,
+        out,
+        weights,
         "--jobs",
         "2",
         "--threads",
@@ -236,14 +228,10 @@ def test_mode_detection_and_empty_folders(tmp_path: Path, clips: Path) -> None:
 def test_encoder_knobs_reach_every_stream(in_dir: Path, tmp_path: Path, weights: Path) -> None:
     (in_dir / "broken.mp4").unlink()
     out = tmp_path / "out"
-    result = invoke(
-        str(in_dir),
-        "-o",
-        str(out),
-        "--model",
-        str(weights),
-        "--device",
-        "cpu",
+    result = convert(
+        in_dir,
+        out,
+        weights,
         "--motion-stride",
         "4",
         "--value-scale",
