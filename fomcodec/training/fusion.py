@@ -31,6 +31,7 @@ from fomcodec.codec.base_video import BaseLayerWriter, upscaled_frames
 from fomcodec.codec.fusion import SourceWarp, to_uint8
 from fomcodec.codec.image_codec import decode_image, encode_image
 from fomcodec.nets.fuser import BaseLayerFuser, FuserConfig
+from fomcodec.tensors import image_psnr
 from fomcodec.training.dataset import build_frame_cache, load_split
 from fomcodec.training.loop import TrainingLoop
 
@@ -98,8 +99,8 @@ def _split(batch: np.ndarray) -> list[torch.Tensor]:
 
 
 def _psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    quantised = torch.round(prediction.clamp(0, 1) * 255) / 255
-    return -10 * torch.log10(((quantised - target) ** 2).mean((1, 2, 3)).clamp_min(1e-10))
+    """PSNR of the prediction as the decoder writes it: clipped and rounded to 8 bits."""
+    return image_psnr(torch.round(prediction.clamp(0, 1) * 255) / 255, target)
 
 
 @torch.no_grad()
