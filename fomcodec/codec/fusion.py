@@ -121,10 +121,22 @@ def interpolated_base_frames(
             yield upscale(image, width, height).astype(np.float32)
 
 
-def _fills_by_interpolation(divisor: int) -> bool:
+def decoded_base_frames(
+    layer: BaseLayer,
+    frame_count: int,
+    width: int,
+    height: int,
+    synthesize: Synthesize | None = None,
+) -> Iterator[np.ndarray]:
+    """The upscaled float32 base frame of every output frame, as the decoder fuses them: the
+    dropped ones made by ``synthesize`` (:func:`interpolated_base_frames`) where the frame-rate
+    divisor is a power of two above 1, else blended (:func:`upscaled_frames`)."""
     from fomcodec.codec.frame_interpolation import is_power_of_two
 
-    return divisor > 1 and is_power_of_two(divisor)
+    divisor = layer.fps_divisor
+    if synthesize is not None and divisor > 1 and is_power_of_two(divisor):
+        return interpolated_base_frames(layer, frame_count, width, height, synthesize)
+    return upscaled_frames(layer, frame_count, width, height)
 
 
 def fused_frames(
@@ -143,12 +155,9 @@ def fused_frames(
     if layer is None:
         raise ValueError("the stream has no base layer")
     header = stream.header
-    if synthesize is not None and _fills_by_interpolation(layer.fps_divisor):
-        upscaled = interpolated_base_frames(
-            layer, header.frame_count, header.width, header.height, synthesize
-        )
-    else:
-        upscaled = upscaled_frames(layer, header.frame_count, header.width, header.height)
+    upscaled = decoded_base_frames(
+        layer, header.frame_count, header.width, header.height, synthesize
+    )
     for (start, end, _), image in zip(stream.segments(), stream.source_images, strict=True):
         source = upscale(decode_image(image), header.width, header.height)
         warp = SourceWarp(source, layer.width, layer.height)

@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from fomcodec.codec.base_layer import BaseLayerSettings
-from fomcodec.codec.base_video import BaseLayerWriter, upscaled_frames
-from fomcodec.codec.fusion import SourceWarp, to_uint8
+from fomcodec.codec.base_video import BaseLayerWriter
+from fomcodec.codec.frame_interpolation import DEFAULT_INTERPOLATOR
+from fomcodec.codec.fusion import SourceWarp, Synthesize, decoded_base_frames, to_uint8
 from fomcodec.codec.image_codec import decode_image, encode_image
 from fomcodec.nets.fuser import BaseLayerFuser, FuserConfig
 from fomcodec.tensors import image_psnr
@@ -48,18 +49,24 @@ SAMPLE_EVERY = 4
 SAMPLE_CHANNELS = 12
 
 
-def clip_samples(frames: np.ndarray, rng: random.Random) -> np.ndarray:
+def clip_samples(
+    frames: np.ndarray,
+    rng: random.Random,
+    synthesize: Synthesize | None = None,
+    fps_divisors: tuple[int, ...] = FPS_DIVISORS,
+) -> np.ndarray:
     """(M, H, W, 12) uint8 samples of one clip's (N, H, W, 3) frames, with one random base
-    setting for the whole clip."""
+    setting for the whole clip; the frames the base layer drops are made as the decoder makes
+    them (``synthesize``: its frame interpolator; None: blended)."""
     size = frames.shape[1]
     settings = BaseLayerSettings(
-        rng.choice(SIZES), rng.randint(*CRFS), rng.choice(FPS_DIVISORS), fuser="detail"
+        rng.choice(SIZES), rng.randint(*CRFS), rng.choice(fps_divisors), fuser="detail"
     )
     quality = rng.choice(QUALITIES)
     writer = BaseLayerWriter(settings, Fraction(25), size)
     for frame in frames:
         writer.add(frame)
-    bases = upscaled_frames(writer.finish(), len(frames), size, size)
+    bases = decoded_base_frames(writer.finish(), len(frames), size, size, synthesize)
     samples, warp = [], None
     for index, base in enumerate(bases):
         if index % KEYFRAME_EVERY == 0:
@@ -72,20 +79,34 @@ def clip_samples(frames: np.ndarray, rng: random.Random) -> np.ndarray:
     return np.stack(samples)
 
 
-def sample_settings_tag() -> str:
+def sample_settings_tag(
+    fps_divisors: tuple[int, ...] = FPS_DIVISORS, interpolated: bool = True
+) -> str:
     """A short hash of the settings samples are drawn from, so cached samples made with
     other settings are not reused."""
     import hashlib
 
-    text = repr((SIZES, CRFS, FPS_DIVISORS, QUALITIES, KEYFRAME_EVERY, SAMPLE_EVERY))
+    text = repr((SIZES, CRFS, fps_divisors, QUALITIES, KEYFRAME_EVERY, SAMPLE_EVERY))
+    text += f" dropped frames by {DEFAULT_INTERPOLATOR}"
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def build_samples(clip_arrays: list[np.ndarray], path: Path, seed: int = 0) -> np.ndarray:
-    """Samples of every clip, made once into ``path`` (.npy) and reused."""
+def build_samples(
+    clip_arrays: list[np.ndarray],
+    path: Path,
+    seed: int = 0,
+    fps_divisors: tuple[int, ...] = FPS_DIVISORS,
+) -> np.ndarray:
+    """Samples of every clip (dropped base frames made by the default interpolator, as the
+    decoder makes them), made once into ``path`` (.npy) and reused."""
     if not path.exists():
+        from fomcodec.codec.frame_interpolation import MiddleFrameSynthesizer
+
         rng = random.Random(seed)
-        samples = np.concatenate([clip_samples(np.asarray(c), rng) for c in clip_arrays])
+        synthesize = MiddleFrameSynthesizer(DEFAULT_INTERPOLATOR)
+        samples = np.concatenate(
+            [clip_samples(np.asarray(c), rng, synthesize, fps_divisors) for c in clip_arrays]
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npy")
         np.save(tmp, samples)
@@ -210,6 +231,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--export", required=True, help="best weights (.safetensors)")
     parser.add_argument("--steps", type=int, default=FuserTrainConfig.steps)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--fps-divisors",
+        default=",".join(map(str, FPS_DIVISORS)),
+        help="base frame-rate divisors drawn per clip",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -220,9 +246,10 @@ def main(argv: list[str] | None = None) -> None:
         clips = [Path(args.data) / name for name in split[part]]
         paths = build_frame_cache(clips, cache)
         arrays[part] = [np.load(p, mmap_mode="r")[: args.frames] for p in paths]
-    tag = f"{args.frames}-{sample_settings_tag()}"
-    samples = build_samples(arrays["train"], cache / f"fuser-train-{tag}.npy")
-    validation = build_samples(arrays["validation"], cache / f"fuser-val-{tag}.npy", 1)
+    divisors = tuple(int(d) for d in args.fps_divisors.split(","))
+    tag = f"{args.frames}-{sample_settings_tag(divisors)}"
+    samples = build_samples(arrays["train"], cache / f"fuser-train-{tag}.npy", 0, divisors)
+    validation = build_samples(arrays["validation"], cache / f"fuser-val-{tag}.npy", 1, divisors)
     trainer = FuserTrainer(
         FuserConfig.from_yaml(args.config),
         FuserTrainConfig(steps=args.steps),
