@@ -115,7 +115,7 @@ def build_samples(
 
 
 def _split(batch: np.ndarray) -> list[torch.Tensor]:
-    tensor = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float() / 255
+    tensor = torch.from_numpy(np.array(batch)).permute(0, 3, 1, 2).float() / 255
     return [tensor[:, i : i + 3] for i in range(0, SAMPLE_CHANNELS, 3)]
 
 
