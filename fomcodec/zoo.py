@@ -287,12 +287,19 @@ def interpolator_dirs() -> list[Path]:
     return family_dirs(INTERPOLATOR_FOLDER)
 
 
+#: Each interpolator architecture: its config class and the network it builds.
+_INTERPOLATOR_NETWORKS: dict[type, type] = {
+    InterpolatorConfig: FacialFrameInterpolator,
+    FlowInterpolatorConfig: FlowInterpolator,
+}
+
+
 def _interpolator_architecture(data: Any) -> tuple[Any, Any]:
     """(config class, network class) of a parsed interpolator config: the flow interpolator
     when its section key is present, else the facial frame interpolator."""
-    if isinstance(data, dict) and FlowInterpolatorConfig.SECTION in data:
-        return FlowInterpolatorConfig, FlowInterpolator
-    return InterpolatorConfig, FacialFrameInterpolator
+    flow = isinstance(data, dict) and FlowInterpolatorConfig.SECTION in data
+    config_class = FlowInterpolatorConfig if flow else InterpolatorConfig
+    return config_class, _INTERPOLATOR_NETWORKS[config_class]
 
 
 def _read_yaml(path: Path, kind: str) -> Any:
@@ -312,11 +319,9 @@ def get_interpolator_config(name_or_path: str | os.PathLike) -> InterpolatorConf
 
 def build_interpolator(config: InterpolatorConfigs | str | os.PathLike) -> Interpolator:
     """A network of either architecture with fresh weights, in eval mode."""
-    if not isinstance(config, InterpolatorConfig | FlowInterpolatorConfig):
+    if not isinstance(config, tuple(_INTERPOLATOR_NETWORKS)):
         config = get_interpolator_config(config)
-    if isinstance(config, FlowInterpolatorConfig):
-        return FlowInterpolator(config).eval()
-    return FacialFrameInterpolator(config).eval()
+    return _INTERPOLATOR_NETWORKS[type(config)](config).eval()
 
 
 def save_interpolator(

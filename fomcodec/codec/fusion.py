@@ -18,7 +18,7 @@ Measured in docs/base-layer.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import cv2
@@ -32,10 +32,8 @@ from fomcodec.media.video_io import iter_batches
 if TYPE_CHECKING:
     import torch
 
+    from fomcodec.codec.frame_interpolation import Synthesize
     from fomcodec.nets.fuser import BaseLayerFuser
-
-#: ``(frame0, frame1) -> middle frame`` on (B, 3, H, W) float tensors in [0, 1].
-Synthesize = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 class SourceWarp:
@@ -129,14 +127,19 @@ def decoded_base_frames(
     synthesize: Synthesize | None = None,
 ) -> Iterator[np.ndarray]:
     """The upscaled float32 base frame of every output frame, as the decoder fuses them: the
-    dropped ones made by ``synthesize`` (:func:`interpolated_base_frames`) where the frame-rate
-    divisor is a power of two above 1, else blended (:func:`upscaled_frames`)."""
-    from fomcodec.codec.frame_interpolation import is_power_of_two
-
-    divisor = layer.fps_divisor
-    if synthesize is not None and divisor > 1 and is_power_of_two(divisor):
+    dropped ones made by ``synthesize`` (:func:`interpolated_base_frames`) where
+    :func:`interpolates_dropped_frames`, else blended (:func:`upscaled_frames`)."""
+    if synthesize is not None and interpolates_dropped_frames(layer):
         return interpolated_base_frames(layer, frame_count, width, height, synthesize)
     return upscaled_frames(layer, frame_count, width, height)
+
+
+def interpolates_dropped_frames(layer: BaseLayer) -> bool:
+    """Whether a frame interpolator makes the frames this base layer drops: it does when
+    there are some, and the frame-rate divisor is a power of two (middle, then halves)."""
+    from fomcodec.codec.frame_interpolation import is_power_of_two
+
+    return layer.fps_divisor > 1 and is_power_of_two(layer.fps_divisor)
 
 
 def fused_frames(

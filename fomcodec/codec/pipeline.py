@@ -48,7 +48,7 @@ from fomcodec.codec.frame_interpolation import (
     fill_frames,
     is_power_of_two,
 )
-from fomcodec.codec.fusion import fused_frames
+from fomcodec.codec.fusion import fused_frames, interpolates_dropped_frames
 from fomcodec.codec.image_codec import DEFAULT_CODEC, DEFAULT_QUALITY, decode_image, encode_image
 from fomcodec.codec.keyframes import DEFAULT_REFRESH_DB, Check, RefreshMonitor, check_step
 from fomcodec.codec.motion import apply_relative_motion, movement_scale, relative_motion
@@ -661,6 +661,14 @@ class Decoder:
             return "interpolator"
         return "keypoints"
 
+    def uses_interpolator(self, stream: bs.Bitstream) -> bool:
+        """Whether decoding ``stream`` runs the frame interpolator: for a keypoint stream's
+        frames without motion, or for the frames a base layer drops (``"keypoints"``:
+        blended instead)."""
+        if stream.base is None:
+            return self.inbetween_method(stream.header) == "interpolator"
+        return self.inbetween == "interpolator" and interpolates_dropped_frames(stream.base)
+
     def output_frame_count(self, header: bs.StreamHeader) -> int:
         """Frames the decoded video has: all of them, or only the sent ones (``fill=False``)."""
         if self.fill:
@@ -762,7 +770,7 @@ class Decoder:
     def _decode_base_layer(self, stream: bs.Bitstream) -> Iterator[np.ndarray]:
         """A base layer stream's frames, fused with its source images, in batches."""
         network = self.fuser_for(stream)
-        synthesize = self.synthesizer() if self.inbetween == "interpolator" else None
+        synthesize = self.synthesizer() if self.uses_interpolator(stream) else None
         yield from fused_frames(stream, network, self.batch_size, self.bf16, synthesize)
 
     def decode_file(
@@ -785,9 +793,7 @@ class Decoder:
             self.model_for(header)
         else:
             self.fuser_for(stream)
-        if self.inbetween_method(header) == "interpolator" or (
-            stream.base is not None and self.inbetween == "interpolator"
-        ):
+        if self.uses_interpolator(stream):
             self.synthesizer()
         fps = self.output_fps(header)
         writer = (output or VideoOutput()).writer(

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 
 from fomcodec.codec.base_layer import BaseLayerSettings
 from fomcodec.codec.base_video import BaseLayerWriter
-from fomcodec.codec.frame_interpolation import DEFAULT_INTERPOLATOR
-from fomcodec.codec.fusion import SourceWarp, Synthesize, decoded_base_frames, to_uint8
+from fomcodec.codec.frame_interpolation import DEFAULT_INTERPOLATOR, Synthesize
+from fomcodec.codec.fusion import SourceWarp, decoded_base_frames, to_uint8
 from fomcodec.codec.image_codec import decode_image, encode_image
 from fomcodec.nets.fuser import BaseLayerFuser, FuserConfig
 from fomcodec.tensors import image_psnr
@@ -79,9 +79,7 @@ def clip_samples(
     return np.stack(samples)
 
 
-def sample_settings_tag(
-    fps_divisors: tuple[int, ...] = FPS_DIVISORS, interpolated: bool = True
-) -> str:
+def sample_settings_tag(fps_divisors: tuple[int, ...] = FPS_DIVISORS) -> str:
     """A short hash of the settings samples are drawn from, so cached samples made with
     other settings are not reused."""
     import hashlib

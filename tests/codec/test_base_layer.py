@@ -72,6 +72,17 @@ def test_dropped_base_frames_come_from_the_interpolator(
     assert ours > psnr_rgb(frames[~coded], blended[~coded]).mean()
 
 
+def test_full_rate_base_layer_loads_no_interpolator(frames: np.ndarray) -> None:
+    full_rate = dataclasses.replace(SETTINGS, fps_divisor=1)
+    stream = Encoder(base_layer=full_rate, audio_bit_rate=None).encode_frames(
+        iter(frames[:4]), Fraction(25)
+    )
+    # nothing is dropped, so the (here unloadable) interpolator is never asked for
+    decoder = Decoder(device="cpu", interpolator="no-such-interpolator")
+    assert not decoder.uses_interpolator(stream)
+    assert np.concatenate(list(decoder.decode_stream(stream))).shape == frames[:4].shape
+
+
 @pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() != 0,
     reason="SVT-AV1 raises threads to real-time only for root",
