@@ -1,17 +1,18 @@
 """Self-reconstruction quality of models on held-out clips, through the whole codec.
 
     python benchmarks/evaluate_model.py [--models fomc-warp,fomc-small] [--frames 250]
-        [--preset fast] [--no-akd] [--split models/splits/shared-data-v1.json]
+        [--preset fast] [--refresh-db 2] [--no-akd] [--split models/splits/shared-data-v1.json]
         [--json FILE] [--markdown FILE]
 
 ``--frames 0`` scores whole clips.
 
 Each validation clip (people not seen in training) is encoded from its first frame and decoded
 with the encoder's and decoder's defaults (AV1 source image, range-coded motion for every other
-frame; ``--preset`` as ``fomc encode``), then compared frame by frame with the original
+frame, keyframe refresh; ``--preset`` and ``--refresh-db`` as ``fomc encode``), then compared frame by frame with the original
 centre-cropped 256x256 frames (the first frame, the source image itself, is left out): PSNR
 (RGB), SSIM, MS-SSIM and AKD (facial landmarks, lower is better; needs the ``landmarks``
-extra), next to the baseline of repeating the first frame. Decoding time per frame is measured
+extra), next to the baseline of repeating the first frame; the stream's bit rate (whole and
+motion alone) and its number of source images are reported beside. Decoding time per frame is measured
 for every model on the same clips, the models taking turns clip by clip, and reported as a
 ratio to the first model's.
 """
@@ -26,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fomcodec.codec import bitstream as bs
+from fomcodec.codec.keyframes import DEFAULT_REFRESH_DB
 from fomcodec.codec.pipeline import Decoder, Encoder
 from fomcodec.eval.landmarks import landmarks_available
 from fomcodec.eval.metrics import QualityMeter
@@ -46,9 +49,15 @@ def mean_metrics(reference: np.ndarray, candidate: np.ndarray, akd: bool) -> dic
 
 
 def evaluate_clip(
-    models: dict, clip: Path, frames: int, preset: str = "fast", akd: bool = False
+    models: dict,
+    clip: Path,
+    frames: int,
+    preset: str = "fast",
+    akd: bool = False,
+    refresh_db: float | None = DEFAULT_REFRESH_DB,
 ) -> dict:
-    """Scores of each model (label -> FOMM) and of repeating the first frame on one clip."""
+    """Scores and bit rates of each model (label -> model) and the scores of repeating the
+    first frame on one clip."""
     original = np.stack(list(read_frames(clip, max_frames=frames or None)))
     fps = probe_video(clip).fps or Fraction(25)
     target = original[1:]
@@ -59,8 +68,11 @@ def evaluate_clip(
     }
     for label, model in models.items():
         started = time.perf_counter()
-        stream = Encoder(model, device="cpu", preset=preset).encode_frames(iter(original), fps)
+        encoder = Encoder(model, device="cpu", preset=preset, refresh_db=refresh_db)
+        stream = encoder.encode_frames(iter(original), fps)
         encode_seconds = time.perf_counter() - started
+        sizes = bs.section_sizes(bs.pack(stream))
+        seconds_of_video = len(original) / float(fps)
         started = time.perf_counter()
         decoded = np.concatenate(list(Decoder(model, device="cpu").decode_stream(stream)))
         seconds = time.perf_counter() - started
@@ -68,6 +80,9 @@ def evaluate_clip(
             **mean_metrics(target, decoded[1:], akd),
             "decode_ms_per_frame": 1000 * seconds / len(decoded),
             "encode_ms_per_frame": 1000 * encode_seconds / len(original),
+            "kbps": sum(sizes.values()) * 8 / 1000 / seconds_of_video,
+            "motion_kbps": sizes.get("motion", 0) * 8 / 1000 / seconds_of_video,
+            "keyframes": len(stream.source_images),
         }
     return out
 
@@ -76,12 +91,16 @@ def _mean(results: list[dict], key: str, metric: str) -> float:
     return float(np.nanmean([r[key][metric] for r in results]))
 
 
-def report(results: list[dict], names: list[str], frames: int, preset: str) -> str:
+def report(
+    results: list[dict], names: list[str], frames: int, preset: str, refresh_db: float | None
+) -> str:
     span = f"first {frames} frames" if frames else "all frames"
+    refresh = f"refresh {refresh_db} dB" if refresh_db else "no refresh"
     akd = "akd" in results[0]["repeat_first_frame"]
     lines = [
         f"{span} of {len(results)} held-out clips "
-        f"({sum(r['frames'] for r in results)} frames scored), 256x256, preset {preset}; "
+        f"({sum(r['frames'] for r in results)} frames scored), 256x256, preset {preset}, "
+        f"{refresh}; "
         "gains are over repeating the first frame",
         "",
     ]
@@ -89,14 +108,15 @@ def report(results: list[dict], names: list[str], frames: int, preset: str) -> s
         lines += [
             f"**{name}**",
             "",
-            "| clip | PSNR dB | gain dB | SSIM | MS-SSIM (repeat) |"
+            "| clip | kbit/s (motion) | keyframes | PSNR dB | gain dB | SSIM | MS-SSIM (repeat) |"
             + (" AKD px (repeat) |" if akd else ""),
-            "|---|---|---|---|---|" + ("---|" if akd else ""),
+            "|---|---|---|---|---|---|---|" + ("---|" if akd else ""),
         ]
         for r in results:
             ours, base = r[name], r["repeat_first_frame"]
             row = (
-                f"| {r['clip']} | {ours['psnr']:.2f} | {ours['psnr'] - base['psnr']:+.2f} | "
+                f"| {r['clip']} | {ours['kbps']:.2f} ({ours['motion_kbps']:.2f}) | "
+                f"{ours['keyframes']} | {ours['psnr']:.2f} | {ours['psnr'] - base['psnr']:+.2f} | "
                 f"{ours['ssim']:.3f} | {ours['ms_ssim']:.3f} ({base['ms_ssim']:.3f}) |"
             )
             if akd:
@@ -105,7 +125,9 @@ def report(results: list[dict], names: list[str], frames: int, preset: str) -> s
         gains = [r[name]["psnr"] - r["repeat_first_frame"]["psnr"] for r in results]
         ms_better = sum(r[name]["ms_ssim"] > r["repeat_first_frame"]["ms_ssim"] for r in results)
         summary = (
-            f"mean PSNR {_mean(results, name, 'psnr'):.2f} dB, gain "
+            f"{_mean(results, name, 'kbps'):.2f} kbit/s (motion "
+            f"{_mean(results, name, 'motion_kbps'):.2f}), mean PSNR "
+            f"{_mean(results, name, 'psnr'):.2f} dB, gain "
             f"{np.mean(gains):+.2f} dB (smallest {min(gains):+.2f}); MS-SSIM above "
             f"repeat on {ms_better} of {len(results)} clips"
         )
@@ -145,6 +167,12 @@ def main() -> None:
     parser.add_argument("--clips", type=Path, default=REPO.parent / "shared/data/clips")
     parser.add_argument("--frames", type=int, default=250, help="first N frames; 0: whole clips")
     parser.add_argument("--preset", default="fast")
+    parser.add_argument(
+        "--refresh-db",
+        type=float,
+        default=DEFAULT_REFRESH_DB,
+        help=f"keyframe refresh threshold (default {DEFAULT_REFRESH_DB}); 0: off",
+    )
     parser.add_argument("--no-akd", action="store_true")
     parser.add_argument("--json", type=Path, help="write per-clip results here")
     parser.add_argument("--markdown", type=Path, help="write the tables here")
@@ -154,14 +182,18 @@ def main() -> None:
     names = json.loads(args.split.read_text())["validation"]
     results = []
     for name in names:
-        results.append(evaluate_clip(models, args.clips / name, args.frames, args.preset, akd))
+        results.append(
+            evaluate_clip(
+                models, args.clips / name, args.frames, args.preset, akd, args.refresh_db or None
+            )
+        )
         print(
             f"{name}: "
             + ", ".join(f"{label} {results[-1][label]['psnr']:.2f}" for label in models)
             + f", repeat {results[-1]['repeat_first_frame']['psnr']:.2f}",
             flush=True,
         )
-    text = report(results, list(models), args.frames, args.preset)
+    text = report(results, list(models), args.frames, args.preset, args.refresh_db or None)
     print(text)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -32,8 +32,12 @@ from fomcodec.nets.interpolator import (
     FacialFrameInterpolator,
     InterpolatorConfig,
 )
+from fomcodec.nets.lattice_warp import LatticeWarp, LatticeWarpConfig
 
 DEFAULT_MODEL = "fomc-warp"
+#: What renders a keypoint stream: a FOMM network, or the weightless lattice warp.
+MotionModel = FOMM | LatticeWarp
+MotionModelConfig = ModelConfig | LatticeWarpConfig
 #: Either frame interpolator architecture; both take ``(frame0, frame1)`` and return a dict
 #: whose ``frame`` is the middle frame.
 Interpolator = FacialFrameInterpolator | FlowInterpolator
@@ -97,13 +101,20 @@ def find_config(name_or_path: str | os.PathLike, folders: list[Path], kind: str)
     raise ModelError(f"unknown {kind} '{name_or_path}' (known: {known})")
 
 
-def get_config(name_or_path: str | os.PathLike) -> ModelConfig:
-    """Config of a registered model name, or read from a YAML path."""
-    return ModelConfig.from_yaml(find_config(name_or_path, model_dirs(), "model"))
+def get_config(name_or_path: str | os.PathLike) -> MotionModelConfig:
+    """Config of a registered model name, or read from a YAML path: a lattice warp when the
+    file has a ``lattice_warp`` section, else a FOMM."""
+    path = find_config(name_or_path, model_dirs(), "model")
+    data = _read_yaml(path, "model")
+    if isinstance(data, dict) and LatticeWarpConfig.SECTION in data:
+        return LatticeWarpConfig.from_dict(data, name=path.stem)
+    return ModelConfig.from_yaml(path)
 
 
-def build_model(config: ModelConfig) -> FOMM:
-    """A model with freshly initialised weights, in eval mode."""
+def build_model(config: MotionModelConfig) -> MotionModel:
+    """A model with freshly initialised weights (none for a lattice warp), in eval mode."""
+    if isinstance(config, LatticeWarpConfig):
+        return LatticeWarp(config).eval()
     return FOMM(config).eval()
 
 
@@ -221,16 +232,16 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def load_model(
     name_or_path: str | os.PathLike = DEFAULT_MODEL,
-    config: str | os.PathLike | ModelConfig | None = None,
+    config: str | os.PathLike | MotionModelConfig | None = None,
     device: str | torch.device = "cpu",
     pretrained: bool = True,
-) -> FOMM:
+) -> MotionModel:
     """Load a model by registered name or path, in eval mode on ``device``.
 
-    ``config`` overrides the architecture (a name, YAML path or :class:`ModelConfig`); for an
-    official checkpoint it defaults to ``vox-256``. With ``pretrained=False`` a named model is
-    built with fresh weights (for tests and speed measurements). The result carries
-    ``model_name`` and ``weights_hash`` attributes.
+    ``config`` overrides the architecture (a name, YAML path or config); for an official
+    checkpoint it defaults to ``vox-256``. With ``pretrained=False`` a named model is built
+    with fresh weights (for tests and speed measurements). A lattice warp has no weights to
+    load. The result carries ``model_name`` and ``weights_hash`` attributes.
     """
     path = Path(name_or_path)
     weights: Path | None
@@ -257,9 +268,12 @@ def load_model(
         if config is None:
             config = entry.config_path
         weights = entry.weights_path
-    if not isinstance(config, ModelConfig):
+    if not isinstance(config, ModelConfig | LatticeWarpConfig):
         config = get_config(config)
     model = build_model(config)
+    if isinstance(model, LatticeWarp):
+        model.weights_path = None
+        return model.to(device)
     if pretrained:
         if weights is None:
             raise ModelError(

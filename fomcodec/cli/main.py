@@ -344,7 +344,11 @@ def encode(
         batch_size=batch_size,
         image_codec=codec,
         image_quality=images.DEFAULT_QUALITY if quality is None else quality,
-        quantization=bs.quantization_for(motion_coding, value_scale, jacobian_scale),
+        quantization=(
+            bs.quantization_for(motion_coding, value_scale, jacobian_scale)
+            if value_scale or jacobian_scale
+            else None
+        ),
         relative=not absolute,
         adapt_scale=adapt_scale,
         motion_stride=motion_stride,
@@ -732,6 +736,8 @@ def train(
     """Train (or resume training) a FOMM model on a folder of clips (CUDA when present)."""
     import torch
 
+    from fomcodec.errors import ModelError
+    from fomcodec.nets.config import ModelConfig
     from fomcodec.training.trainer import TrainConfig, train_from_folder
     from fomcodec.zoo import get_config, shipped_models_dir
 
@@ -742,8 +748,11 @@ def train(
     if cache_dir is None:
         cache_root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
         cache_dir = str(Path(cache_root) / "fomcodec" / "frames")
+    config = get_config(config_path)
+    if not isinstance(config, ModelConfig):
+        raise ModelError(f"'{config.name}' is a lattice warp: it has no weights to train")
     train_from_folder(
-        get_config(config_path),
+        config,
         TrainConfig(
             steps=steps,
             batch_size=batch_size,

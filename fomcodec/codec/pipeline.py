@@ -55,7 +55,7 @@ from fomcodec.codec.motion import apply_relative_motion, movement_scale, relativ
 from fomcodec.codec.presets import DEFAULT_PRESET
 from fomcodec.codec.presets import preset as get_preset
 from fomcodec.codec.quantization import QuantizationParams, dequantize_motion, quantize_motion
-from fomcodec.codec.refinement import quantised_motion, refine_motion
+from fomcodec.codec.refinement import Render, fomm_render, quantised_motion, refine_motion
 from fomcodec.errors import FomcError, InputError, ModelMismatchError
 from fomcodec.fileio import check_output_path, write_bytes_atomic
 from fomcodec.media.crop import CropBox, CropSchedule
@@ -64,11 +64,12 @@ from fomcodec.media.video_io import VideoOutput, iter_batches, probe_video, read
 from fomcodec.nets.fomm import FOMM
 from fomcodec.nets.fuser import BaseLayerFuser
 from fomcodec.nets.keypoint_detector import Keypoints
+from fomcodec.nets.lattice_warp import LatticeWarp
 from fomcodec.runtime import autocast, bf16_supported, resolve_device
 from fomcodec.tensors import frames_to_images, image_psnr, images_to_frames
-from fomcodec.zoo import DEFAULT_MODEL, load_fuser, load_model
+from fomcodec.zoo import DEFAULT_MODEL, MotionModel, load_fuser, load_model
 
-ModelSpec = str | os.PathLike | FOMM
+ModelSpec = str | os.PathLike | MotionModel
 ProgressCallback = Callable[[int], None]
 
 INBETWEEN_METHODS = ("interpolator", "keypoints")
@@ -76,8 +77,8 @@ INBETWEEN_METHODS = ("interpolator", "keypoints")
 DEFAULT_INBETWEEN = "interpolator"
 
 
-def _resolve_model(model: ModelSpec | None, device: torch.device) -> FOMM:
-    if isinstance(model, FOMM):
+def _resolve_model(model: ModelSpec | None, device: torch.device) -> MotionModel:
+    if isinstance(model, FOMM | LatticeWarp):
         return model.to(device).eval()
     return load_model(DEFAULT_MODEL if model is None else model, device=device)
 
@@ -136,12 +137,7 @@ class SourceRenderer:
         relative: bool = True,
         scale: float = 1.0,
     ) -> None:
-        size = model.config.image_size
-        if source_rgb.shape[:2] != (size, size):
-            raise FomcError(
-                f"source image is {source_rgb.shape[1]}x{source_rgb.shape[0]}, "
-                f"model '{model.model_name}' works at {size}x{size}"
-            )
+        _check_source_size(model, source_rgb)
         self.model = model
         self.device = device
         self.bf16 = bf16
@@ -188,14 +184,74 @@ class SourceRenderer:
             )
         return out["prediction"].float().clamp(0, 1)
 
+    def differentiable(self) -> Render:
+        """The generator in fp32 with autograd, for the encoder's refinement."""
+        return fomm_render(
+            self.model, self.source, self.kp_source, self.scale if self.relative else None
+        )
+
+
+class LatticeRenderer:
+    """The lattice warp bound to one decoded source image (no keypoints: motion is the
+    lattice's displacements into this source)."""
+
+    kp_source = None
+    scale = 1.0
+
+    def __init__(self, model: LatticeWarp, source_rgb: np.ndarray, device: torch.device) -> None:
+        _check_source_size(model, source_rgb)
+        self.model = model
+        self.device = device
+        self.source = frames_to_images(source_rgb[None], device)
+
+    @torch.no_grad()
+    def render(self, motion: Keypoints) -> torch.Tensor:
+        """Frames (B, 3, H, W) float in [0, 1] for B lattice motion entries."""
+        return self.model.warp(self.source, motion.to(self.device)).clamp(0, 1)
+
+    def differentiable(self) -> Render:
+        """The warp with autograd, for the encoder's fitting."""
+        return lambda motion: self.model.warp(self.source, motion)
+
+
+Renderer = SourceRenderer | LatticeRenderer
+
+
+def _check_source_size(model: MotionModel, source_rgb: np.ndarray) -> None:
+    size = model.config.image_size
+    if source_rgb.shape[:2] != (size, size):
+        raise FomcError(
+            f"source image is {source_rgb.shape[1]}x{source_rgb.shape[0]}, "
+            f"model '{model.model_name}' works at {size}x{size}"
+        )
+
+
+def source_renderer(
+    model: MotionModel,
+    source_rgb: np.ndarray,
+    device: torch.device,
+    bf16: bool,
+    relative: bool = True,
+    scale: float = 1.0,
+) -> Renderer:
+    """The renderer of ``model`` bound to one decoded source image."""
+    if isinstance(model, LatticeWarp):
+        return LatticeRenderer(model, source_rgb, device)
+    return SourceRenderer(model, source_rgb, device, bf16, relative, scale)
+
+
+def _rows(kp: Keypoints | None, start: int, end: int) -> Keypoints | None:
+    """Frames ``start:end`` of detected keypoints (None for a lattice warp, which has none)."""
+    return None if kp is None else kp[start:end]
+
 
 @dataclass
 class _Segment:
     """The source image the encoder is coding against, and its closed-loop checks."""
 
     start: int
-    renderer: SourceRenderer
-    kp_initial: Keypoints
+    renderer: Renderer
+    kp_initial: Keypoints | None
     monitor: RefreshMonitor | None
     image: bs.EncodedImage | None
 
@@ -263,6 +319,7 @@ class Encoder:
         self.base_layer = base_layer
         # a base layer stream carries no keypoints: no model to load
         self.model = None if base_layer is not None else _resolve_model(model, self.device)
+        self.lattice = isinstance(self.model, LatticeWarp)
         self.frame_size = BASE_FRAME_SIZE if self.model is None else self.model.config.image_size
         self._fuser_identity = (BASE_LAYER_MODEL_NAME, bytes(8))
         if base_layer is not None:
@@ -273,14 +330,17 @@ class Encoder:
         self.batch_size = batch_size
         self.image_codec = image_codec
         self.image_quality = image_quality
-        self.quantization = quantization or bs.DEFAULT_QUANTIZATION[motion_coding]
-        self.relative = relative
-        self.adapt_scale = adapt_scale
+        self.quantization = quantization or _default_quantization(self.model, motion_coding)
+        # lattice motion is always into the segment's own source: no relative form, no scale
+        self.relative = relative and not self.lattice
+        self.adapt_scale = adapt_scale and not self.lattice
         self.motion_stride = motion_stride
 
     @torch.no_grad()
-    def _keypoints(self, frames: torch.Tensor) -> Keypoints:
-        return self.model.kp_detector(frames)
+    def _keypoints(self, frames: torch.Tensor) -> Keypoints | None:
+        """Detected keypoints of ``frames`` (None for a lattice warp: its motion is measured
+        against each segment's source)."""
+        return None if self.lattice else self.model.kp_detector(frames)
 
     def _start_segment(
         self, frame: np.ndarray, kp_frame: Keypoints, index: int, coded: bool = True
@@ -289,33 +349,36 @@ class Encoder:
         rather than its coded image (coding an AV1 image takes about half a second)."""
         image = encode_image(frame, self.image_codec, self.image_quality) if coded else None
         source = decode_image(image) if image is not None else frame
-        renderer = SourceRenderer(self.model, source, self.device, self.bf16, self.relative)
+        renderer = source_renderer(self.model, source, self.device, self.bf16, self.relative)
         if self.relative and self.adapt_scale:
             renderer.scale = movement_scale(renderer.kp_source, kp_frame)
         monitor = RefreshMonitor(self.refresh_db) if self.refresh_db else None
         return _Segment(index, renderer, kp_frame, monitor, image)
 
-    def _detected_motion(self, kp: Keypoints, segment: _Segment) -> Keypoints:
-        """Detected keypoints as ``segment`` sends them: relative to its first frame (or
-        absolute), without Jacobians if none are sent."""
+    def _detected_motion(
+        self, segment: _Segment, kp: Keypoints | None, targets: torch.Tensor
+    ) -> Keypoints:
+        """Motion as ``segment`` sends it before refinement: detected keypoints relative to
+        its first frame (or absolute), without Jacobians if none are sent; for a lattice
+        warp, the lattice measured from ``targets`` into the segment's source."""
+        if self.lattice:
+            return self.model.estimate(targets, segment.renderer.source)
         motion = relative_motion(kp, segment.kp_initial) if self.relative else kp
         return motion if self.jacobians else Keypoints(motion.value)
 
-    def _motion(self, segment: _Segment, kp: Keypoints, targets: torch.Tensor) -> Keypoints:
+    def _motion(self, segment: _Segment, kp: Keypoints | None, targets: torch.Tensor) -> Keypoints:
         """What is sent for these frames of ``segment``: the detected motion, refined against
         ``targets`` by the preset."""
-        motion = self._detected_motion(kp, segment)
+        motion = self._detected_motion(segment, kp, targets)
         if self.preset.refine_steps:
             motion, _ = refine_motion(
-                self.model,
-                segment.renderer.source,
-                segment.renderer.kp_source,
+                segment.renderer.differentiable(),
                 motion,
                 targets,
                 self.preset.refine_steps,
                 self.preset.learning_rate,
                 self.quantization,
-                segment.renderer.scale if self.relative else None,
+                frozen=self.model,
             )
         return motion
 
@@ -330,7 +393,7 @@ class Encoder:
         self,
         segment: _Segment,
         frames: np.ndarray,
-        kp: Keypoints,
+        kp: Keypoints | None,
         motion: Keypoints,
         targets: torch.Tensor,
         first_frame: int,
@@ -356,16 +419,15 @@ class Encoder:
             if monitor.try_due():
                 index = first_frame + offset * self.motion_stride
                 candidate = self._start_segment(
-                    frames[offset], kp[offset : offset + 1], index, coded=False
+                    frames[offset], _rows(kp, offset, offset + 1), index, coded=False
                 )
                 recent = list(monitor.recent)
-                again = self._detected_motion(
-                    Keypoints.cat([c.keypoints for c in recent]), candidate
-                )
                 targets_past = torch.cat([c.target for c in recent])
+                kp_past = None if kp is None else Keypoints.cat([c.keypoints for c in recent])
+                again = self._detected_motion(candidate, kp_past, targets_past)
                 if monitor.worth_it(self._render_psnr(candidate, again, targets_past)):
                     return offset
-            monitor.record(Check(targets[offset : offset + 1], kp[offset : offset + 1], psnr))
+            monitor.record(Check(targets[offset : offset + 1], _rows(kp, offset, offset + 1), psnr))
         return None
 
     def encode_frames(
@@ -408,7 +470,7 @@ class Encoder:
             j = 0
             while j < len(kept):
                 if segment is None or keyframe_at[j] or frame_of[j] - segment.start >= max_gap:
-                    segment = self._start_segment(batch[kept[j]], kp[j : j + 1], frame_of[j])
+                    segment = self._start_segment(batch[kept[j]], _rows(kp, j, j + 1), frame_of[j])
                     images.append(segment.image)
                     keyframes.append(bs.Keyframe(segment.start, segment.renderer.scale))
                 end = j + 1
@@ -418,11 +480,11 @@ class Encoder:
                     and frame_of[end] - segment.start < max_gap
                 ):
                     end += 1
-                motion = self._motion(segment, kp[j:end], targets[j:end])
+                motion = self._motion(segment, _rows(kp, j, end), targets[j:end])
                 refresh = self._refresh_point(
                     segment,
                     batch[kept[j:end]],
-                    kp[j:end],
+                    _rows(kp, j, end),
                     motion,
                     targets[j:end],
                     frame_of[j],
@@ -563,6 +625,14 @@ class Encoder:
         )
 
 
+def _default_quantization(model: MotionModel | None, motion_coding: str) -> QuantizationParams:
+    """The coding's default scales; a lattice warp's own value scale with range coding."""
+    default = bs.DEFAULT_QUANTIZATION[motion_coding]
+    if isinstance(model, LatticeWarp) and motion_coding == "range":
+        return QuantizationParams(model.config.value_scale, default.jacobian_scale)
+    return default
+
+
 def smooth_motion(motion: Keypoints, sigma: float) -> Keypoints:
     """Gaussian smoothing of motion along time (``sigma`` in motion frames; the first frame,
     the rest position of relative motion, is kept): detector jitter costs bits and flickers."""
@@ -641,7 +711,7 @@ class Decoder:
             raise ValueError(f"inbetween must be one of {INBETWEEN_METHODS}, not {inbetween!r}")
         self.device = resolve_device(device)
         self._model_spec = model
-        self._model: FOMM | None = model if isinstance(model, FOMM) else None
+        self._model = model if isinstance(model, FOMM | LatticeWarp) else None
         self.batch_size = batch_size
         self.bf16 = bf16_supported(self.device) if bf16 is None else bf16
         self.fill = fill
@@ -684,14 +754,14 @@ class Decoder:
             self._synthesizer = MiddleFrameSynthesizer(self._interpolator_spec, self.device)
         return self._synthesizer
 
-    def model_for(self, header: bs.StreamHeader) -> FOMM:
+    def model_for(self, header: bs.StreamHeader) -> MotionModel:
         """The decoder's model, loaded by the stream's model name unless one was given;
         :class:`ModelMismatchError` unless its weights are those the stream was made with."""
         if self._model is None:
             spec = self._model_spec if self._model_spec is not None else header.model_name
             self._model = _resolve_model(spec, self.device)
         model = self._model
-        if self.device.type == "cpu":
+        if self.device.type == "cpu" and isinstance(model, FOMM):
             model.generator.to(memory_format=torch.channels_last)
         if model.weights_hash != header.weights_hash:
             raise ModelMismatchError(
@@ -752,7 +822,7 @@ class Decoder:
         )
         method = self.inbetween_method(header)
         for (start, end, scale), image in zip(stream.segments(), stream.source_images, strict=True):
-            renderer = SourceRenderer(
+            renderer = source_renderer(
                 model, decode_image(image), self.device, self.bf16, header.relative_motion, scale
             )
             frames = end - start

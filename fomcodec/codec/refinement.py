@@ -4,13 +4,16 @@ bitstream changes).
 
 ::
 
-    detector motion --+--> apply_relative_motion(kp_source) --generator--> prediction
-                      |                                                      |
-                      +<------------- Adam on |prediction - frame| <---------+
+    sent motion --+--> render (FOMM: apply_relative_motion + generator;
+                  |            lattice warp: the warped source) --> prediction
+                  |                                                    |
+                  +<------------- Adam on |prediction - frame| <-------+
     per frame: keep the motion whose quantised values score best (the detector's included)
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -19,22 +22,28 @@ from fomcodec.codec.quantization import QuantizationParams, dequantize_motion, q
 from fomcodec.nets.fomm import FOMM
 from fomcodec.nets.keypoint_detector import Keypoints
 
+#: A differentiable decoder for one source image: motion (B entries) -> frames (B, 3, H, W).
+Render = Callable[[Keypoints], torch.Tensor]
 
-def reconstruction_error(
-    model: FOMM,
-    source: torch.Tensor,
-    source_features: object,
-    kp_source: Keypoints,
-    motion: Keypoints,
-    frames: torch.Tensor,
-    scale: float | None = 1.0,
-) -> torch.Tensor:
-    """Mean absolute error per frame (B,) of the decoder's output for ``motion``: relative
-    motion applied to ``kp_source`` with ``scale``, or absolute keypoints when ``scale`` is
-    None."""
-    kp_driving = motion if scale is None else apply_relative_motion(motion, kp_source, scale)
-    prediction = model.generator.decode(source, source_features, kp_driving, kp_source)
-    return (prediction["prediction"].float() - frames).abs().mean(dim=(1, 2, 3))
+
+def fomm_render(
+    model: FOMM, source: torch.Tensor, kp_source: Keypoints, scale: float | None = 1.0
+) -> Render:
+    """The FOMM decoder (fp32) for ``source`` (1, 3, H, W): relative motion applied to
+    ``kp_source`` with ``scale``, or absolute keypoints when ``scale`` is None."""
+    with torch.no_grad():
+        features = model.generator.encode_source(source)
+
+    def render(motion: Keypoints) -> torch.Tensor:
+        kp_driving = motion if scale is None else apply_relative_motion(motion, kp_source, scale)
+        return model.generator.decode(source, features, kp_driving, kp_source)["prediction"]
+
+    return render
+
+
+def reconstruction_error(render: Render, motion: Keypoints, frames: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error per frame (B,) of what ``render`` makes of ``motion``."""
+    return (render(motion).float() - frames).abs().mean(dim=(1, 2, 3))
 
 
 def quantised_motion(motion: Keypoints, params: QuantizationParams) -> Keypoints:
@@ -49,29 +58,25 @@ def quantised_motion(motion: Keypoints, params: QuantizationParams) -> Keypoints
 
 
 def refine_motion(
-    model: FOMM,
-    source: torch.Tensor,
-    kp_source: Keypoints,
+    render: Render,
     motion: Keypoints,
     frames: torch.Tensor,
     steps: int,
     learning_rate: float = 2e-3,
     quantization: QuantizationParams | None = None,
-    scale: float | None = 1.0,
+    frozen: torch.nn.Module | None = None,
 ) -> tuple[Keypoints, torch.Tensor]:
-    """Optimise ``motion`` (B frames; relative unless ``scale`` is None, as in
-    :func:`reconstruction_error`) so the frozen decoder reproduces ``frames``.
+    """Optimise ``motion`` (B frames) so that ``render`` reproduces ``frames`` (B, 3, H, W) in
+    [0, 1]; ``frozen``: the network inside ``render``, kept out of autograd meanwhile.
 
-    ``source`` is the decoded source image (1, 3, H, W) and ``frames`` the targets (B, 3, H, W)
-    in [0, 1]. Every candidate is scored after quantisation, as the decoder will see it, and
-    each frame keeps its best, so no frame ends worse than with the detector's motion on this
-    objective. Returns the motion and its per-frame error.
+    Every candidate is scored after quantisation, as the decoder will see it, and each frame
+    keeps its best, so no frame ends worse than with the given motion on this objective.
+    Returns the motion and its per-frame error.
     """
     params = quantization or QuantizationParams()
     with torch.no_grad():
-        features = model.generator.encode_source(source)
         best = quantised_motion(motion, params)
-        best_error = reconstruction_error(model, source, features, kp_source, best, frames, scale)
+        best_error = reconstruction_error(render, best, frames)
     if steps <= 0:
         return best, best_error
     value = motion.value.detach().clone().requires_grad_(True)
@@ -80,14 +85,14 @@ def refine_motion(
     )
     optimised = [t for t in (value, jacobian) if t is not None]
     optimizer = torch.optim.Adam(optimised, lr=learning_rate)
-    requires_grad = [p.requires_grad for p in model.parameters()]
-    model.requires_grad_(False)
+    parameters = list(frozen.parameters()) if frozen is not None else []
+    requires_grad = [p.requires_grad for p in parameters]
+    for parameter in parameters:
+        parameter.requires_grad_(False)
     check_every = max(1, steps // 4)
     try:
         for step in range(1, steps + 1):
-            error = reconstruction_error(
-                model, source, features, kp_source, Keypoints(value, jacobian), frames, scale
-            )
+            error = reconstruction_error(render, Keypoints(value, jacobian), frames)
             optimizer.zero_grad(set_to_none=True)
             error.sum().backward()
             optimizer.step()
@@ -95,12 +100,10 @@ def refine_motion(
                 continue
             with torch.no_grad():
                 candidate = quantised_motion(Keypoints(value, jacobian), params)
-                candidate_error = reconstruction_error(
-                    model, source, features, kp_source, candidate, frames, scale
-                )
+                candidate_error = reconstruction_error(render, candidate, frames)
                 best, best_error = _keep_better(best, best_error, candidate, candidate_error)
     finally:
-        for parameter, flag in zip(model.parameters(), requires_grad, strict=True):
+        for parameter, flag in zip(parameters, requires_grad, strict=True):
             parameter.requires_grad_(flag)
     return best, best_error
 

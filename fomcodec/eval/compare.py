@@ -687,9 +687,10 @@ def run(
     progress: Progress | None = None,
     command: str | None = None,
 ) -> CompareResult:
-    """Run the whole comparison on ``clips``; ``model`` is a name, path or loaded FOMM
+    """Run the whole comparison on ``clips``; ``model`` is a name, path or loaded model
     (None: the default model)."""
     from fomcodec.nets.fomm import FOMM
+    from fomcodec.nets.lattice_warp import LatticeWarp
     from fomcodec.runtime import resolve_device
     from fomcodec.zoo import DEFAULT_MODEL, load_model
 
@@ -712,21 +713,23 @@ def run(
             "(pip install 'fomcodec[landmarks]')"
         )
         settings = dataclasses.replace(settings, akd=False)
-    if isinstance(model, FOMM):
-        fomm = model.to(resolve_device(device)).eval()
+    if isinstance(model, FOMM | LatticeWarp):
+        motion_model = model.to(resolve_device(device)).eval()
     else:
-        fomm = load_model(DEFAULT_MODEL if model is None else model, device=resolve_device(device))
+        motion_model = load_model(
+            DEFAULT_MODEL if model is None else model, device=resolve_device(device)
+        )
     rows: list[Measurement] = []
     for clip in clips:
-        rows.extend(measure_clip(clip, settings, fomm, device, progress))
+        rows.extend(measure_clip(clip, settings, motion_model, device, progress))
     means = mean_rows(rows)
     metrics = [m for m in METRICS if all(m in r.metrics for r in means)]
     bd = all_bd_rates(means, settings, metrics)
     notes.extend(bd_warnings(bd))
-    weights_file = getattr(fomm, "weights_path", None)
+    weights_file = getattr(motion_model, "weights_path", None)
     model_info = {
-        "name": fomm.model_name,
-        "weights": fomm.weights_hash.hex(),
+        "name": motion_model.model_name,
+        "weights": motion_model.weights_hash.hex(),
         "file": Path(weights_file).name if weights_file else "",
     }
     return CompareResult(names, settings, rows, means, bd, notes, model_info, command)

@@ -13,7 +13,7 @@ from conftest import talking_head_frames
 
 from fomcodec.codec.motion import relative_motion
 from fomcodec.codec.quantization import QuantizationParams
-from fomcodec.codec.refinement import reconstruction_error, refine_motion
+from fomcodec.codec.refinement import fomm_render, reconstruction_error, refine_motion
 from fomcodec.nets.blocks import make_coordinate_grid, resize_deformation
 from fomcodec.training.flow_teacher import dis_flow_grid, flow_loss
 from fomcodec.zoo import build_model, get_config
@@ -123,19 +123,10 @@ def test_refinement_never_makes_a_frame_worse(warp_model, scale) -> None:
         kp_source = warp_model.kp_detector(source)
         kp = warp_model.kp_detector(frames)
     motion = relative_motion(kp, kp[0]) if scale is not None else kp
-    _, start = refine_motion(
-        warp_model, source, kp_source, motion, frames, 0, quantization=params, scale=scale
-    )
+    render = fomm_render(warp_model, source, kp_source, scale)
+    _, start = refine_motion(render, motion, frames, 0, quantization=params, frozen=warp_model)
     refined, error = refine_motion(
-        warp_model,
-        source,
-        kp_source,
-        motion,
-        frames,
-        6,
-        learning_rate=5e-3,
-        quantization=params,
-        scale=scale,
+        render, motion, frames, 6, learning_rate=5e-3, quantization=params, frozen=warp_model
     )
     assert torch.all(error <= start)
     assert error.sum() < start.sum()  # and it does improve something
@@ -143,13 +134,7 @@ def test_refinement_never_makes_a_frame_worse(warp_model, scale) -> None:
     np.testing.assert_allclose(values, np.rint(values), atol=1e-3)
     with torch.no_grad():
         again = reconstruction_error(
-            warp_model,
-            source,
-            warp_model.generator.encode_source(source),
-            kp_source,
-            refined,
-            frames,
-            scale,
+            fomm_render(warp_model, source, kp_source, scale), refined, frames
         )
     torch.testing.assert_close(again, error)
     assert all(p.requires_grad for p in warp_model.parameters())
