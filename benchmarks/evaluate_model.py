@@ -7,14 +7,14 @@
 ``--frames 0`` scores whole clips.
 
 Each validation clip (people not seen in training) is encoded from its first frame and decoded
-with the encoder's and decoder's defaults (AV1 source image, range-coded motion for every other
-frame, keyframe refresh; ``--preset`` and ``--refresh-db`` as ``fomc encode``), then compared frame by frame with the original
-centre-cropped 256x256 frames (the first frame, the source image itself, is left out): PSNR
-(RGB), SSIM, MS-SSIM and AKD (facial landmarks, lower is better; needs the ``landmarks``
-extra), next to the baseline of repeating the first frame; the stream's bit rate (whole and
-motion alone) and its number of source images are reported beside. Decoding time per frame is measured
-for every model on the same clips, the models taking turns clip by clip, and reported as a
-ratio to the first model's.
+with the encoder's and decoder's defaults (AV1 source image, range-coded motion for every
+other frame, keyframe refresh; ``--preset`` and ``--refresh-db`` as ``fomc encode``), then
+compared frame by frame with the original centre-cropped 256x256 frames (the first frame, the
+source image itself, is left out): PSNR (RGB), SSIM, MS-SSIM and AKD (facial landmarks, lower
+is better; needs the ``landmarks`` extra), next to the baseline of repeating the first frame;
+the stream's bit rate (whole and motion alone) and its number of source images are reported
+beside. Decoding time per frame is measured for every model on the same clips, the models
+taking turns clip by clip, and reported as a ratio to the first model's.
 """
 
 from __future__ import annotations
