@@ -1,7 +1,7 @@
 """Self-reconstruction quality of models on held-out clips, through the whole codec.
 
     python benchmarks/evaluate_model.py [--models fomc-warp,fomc-small] [--frames 250]
-        [--preset fast] [--refresh-db 2] [--no-akd] [--split models/splits/shared-data-v1.json]
+        [--preset NAME] [--refresh-db 2] [--no-akd] [--split models/splits/shared-data-v1.json]
         [--json FILE] [--markdown FILE]
 
 ``--frames 0`` scores whole clips.
@@ -52,7 +52,7 @@ def evaluate_clip(
     models: dict,
     clip: Path,
     frames: int,
-    preset: str = "fast",
+    preset: str | None = None,
     akd: bool = False,
     refresh_db: float | None = DEFAULT_REFRESH_DB,
 ) -> dict:
@@ -92,15 +92,19 @@ def _mean(results: list[dict], key: str, metric: str) -> float:
 
 
 def report(
-    results: list[dict], names: list[str], frames: int, preset: str, refresh_db: float | None
+    results: list[dict],
+    names: list[str],
+    frames: int,
+    preset: str | None,
+    refresh_db: float | None,
 ) -> str:
     span = f"first {frames} frames" if frames else "all frames"
     refresh = f"refresh {refresh_db} dB" if refresh_db else "no refresh"
     akd = "akd" in results[0]["repeat_first_frame"]
     lines = [
         f"{span} of {len(results)} held-out clips "
-        f"({sum(r['frames'] for r in results)} frames scored), 256x256, preset {preset}, "
-        f"{refresh}; "
+        f"({sum(r['frames'] for r in results)} frames scored), 256x256, "
+        f"preset {preset or 'default'}, {refresh}; "
         "gains are over repeating the first frame",
         "",
     ]
@@ -166,7 +170,7 @@ def main() -> None:
     parser.add_argument("--split", type=Path, default=REPO / "models/splits/shared-data-v1.json")
     parser.add_argument("--clips", type=Path, default=REPO.parent / "shared/data/clips")
     parser.add_argument("--frames", type=int, default=250, help="first N frames; 0: whole clips")
-    parser.add_argument("--preset", default="fast")
+    parser.add_argument("--preset", help="as fomc encode (default: the model's default)")
     parser.add_argument(
         "--refresh-db",
         type=float,

@@ -42,7 +42,7 @@ from fomcodec.codec.base_layer import (
     rate_point,
 )
 from fomcodec.codec.keyframes import DEFAULT_REFRESH_DB
-from fomcodec.codec.presets import DEFAULT_PRESET, PRESETS
+from fomcodec.codec.presets import DEFAULT_LATTICE_PRESET, DEFAULT_PRESET, PRESETS
 from fomcodec.media.crop import CropBox, CropSchedule, parse_crop_box
 from fomcodec.media.shots import DEFAULT_CUT_THRESHOLD
 
@@ -188,10 +188,11 @@ def _rate_choice(
 @click.option(
     "--preset",
     type=click.Choice(list(PRESETS)),
-    default=DEFAULT_PRESET,
-    show_default=True,
+    default=None,
     help="Encode time against quality: 'medium' and 'slow' tune the sent motion "
-    "through the decoder (8 / 40 steps a frame).",
+    f"through the decoder (8 / 40 steps a frame). Default: {DEFAULT_LATTICE_PRESET} for a "
+    f"lattice model (the default model), {DEFAULT_PRESET} for a FOMM model, where a step "
+    "costs a generator pass.",
 )
 @click.option(
     "--refresh-db",
@@ -300,7 +301,7 @@ def encode(
     motion_stride: int,
     absolute: bool,
     adapt_scale: bool,
-    preset: str,
+    preset: str | None,
     refresh_db: float,
     max_keyframe_interval: float,
     cut_threshold: float,

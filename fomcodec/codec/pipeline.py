@@ -52,7 +52,7 @@ from fomcodec.codec.fusion import fused_frames, interpolates_dropped_frames
 from fomcodec.codec.image_codec import DEFAULT_CODEC, DEFAULT_QUALITY, decode_image, encode_image
 from fomcodec.codec.keyframes import DEFAULT_REFRESH_DB, Check, RefreshMonitor, check_step
 from fomcodec.codec.motion import apply_relative_motion, movement_scale, relative_motion
-from fomcodec.codec.presets import DEFAULT_PRESET
+from fomcodec.codec.presets import DEFAULT_LATTICE_PRESET, DEFAULT_PRESET
 from fomcodec.codec.presets import preset as get_preset
 from fomcodec.codec.quantization import QuantizationParams, dequantize_motion, quantize_motion
 from fomcodec.codec.refinement import Render, fomm_render, quantised_motion, refine_motion
@@ -281,7 +281,7 @@ class Encoder:
         relative: bool = True,
         adapt_scale: bool = False,
         motion_stride: int = bs.DEFAULT_MOTION_STRIDE,
-        preset: str = DEFAULT_PRESET,
+        preset: str | None = None,
         motion_coding: str = bs.DEFAULT_MOTION_CODING,
         jacobians: bool = True,
         smoothing: float = 0.0,
@@ -297,7 +297,8 @@ class Encoder:
             raise ValueError(
                 f"motion_coding must be one of {bs.MOTION_CODINGS}, not {motion_coding!r}"
             )
-        self.preset = get_preset(preset)
+        if preset is not None:
+            get_preset(preset)  # an unknown name fails before a model is loaded
         if smoothing < 0:
             raise ValueError(f"smoothing must be >= 0, not {smoothing}")
         for name, value in (
@@ -320,6 +321,9 @@ class Encoder:
         # a base layer stream carries no keypoints: no model to load
         self.model = None if base_layer is not None else _resolve_model(model, self.device)
         self.lattice = isinstance(self.model, LatticeWarp)
+        self.preset = get_preset(
+            preset or (DEFAULT_LATTICE_PRESET if self.lattice else DEFAULT_PRESET)
+        )
         self.frame_size = BASE_FRAME_SIZE if self.model is None else self.model.config.image_size
         self._fuser_identity = (BASE_LAYER_MODEL_NAME, bytes(8))
         if base_layer is not None:

@@ -78,7 +78,7 @@ def test_fitting_never_makes_a_frame_worse(lattice, frames) -> None:
 
 
 def test_the_medium_preset_fits_the_lattice_to_the_frame(lattice, frames) -> None:
-    fast = _encode(lattice, frames[:8], motion_stride=1, refresh_db=None)
+    fast = _encode(lattice, frames[:8], motion_stride=1, refresh_db=None, preset="fast")
     medium = _encode(lattice, frames[:8], motion_stride=1, refresh_db=None, preset="medium")
     assert medium.header == fast.header
     scores = [
@@ -106,3 +106,11 @@ def test_a_lattice_stream_needs_the_same_lattice(lattice, frames, tmp_path) -> N
         _decode(load_model(path), stream)
     with pytest.raises(ModelMismatchError):
         _decode(load_model("tiny-256", pretrained=False), stream)
+
+
+def test_the_default_preset_fits_a_lattice_but_not_a_fomm_model(lattice) -> None:
+    assert Encoder(lattice, device="cpu").preset.name == "medium"
+    fomm = load_model("tiny-256", pretrained=False)
+    assert Encoder(fomm, device="cpu").preset.name == "fast"
+    with pytest.raises(ValueError, match="known: fast, medium, slow"):
+        Encoder(lattice, device="cpu", preset="placebo")
