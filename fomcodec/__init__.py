@@ -5,7 +5,7 @@ Public API::
     import fomcodec
     fomcodec.encode("talk.mp4", "talk.fomc")          # video -> bitstream
     fomcodec.decode("talk.fomc", "talk.decoded.mp4")  # bitstream -> video
-    encoder = fomcodec.Encoder(model="fomc-warp"); decoder = fomcodec.Decoder()
+    encoder = fomcodec.Encoder(model="fomc-lattice"); decoder = fomcodec.Decoder()
     model = fomcodec.load_model("fomc-warp")
 
 The names that need torch are imported on first use, so that light modules (the bitstream,

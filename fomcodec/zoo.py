@@ -34,7 +34,7 @@ from fomcodec.nets.interpolator import (
 )
 from fomcodec.nets.lattice_warp import LatticeWarp, LatticeWarpConfig
 
-DEFAULT_MODEL = "fomc-warp"
+DEFAULT_MODEL = "fomc-lattice"
 #: What renders a keypoint stream: a FOMM network, or the weightless lattice warp.
 MotionModel = FOMM | LatticeWarp
 MotionModelConfig = ModelConfig | LatticeWarpConfig
@@ -272,6 +272,8 @@ def load_model(
         config = get_config(config)
     model = build_model(config)
     if isinstance(model, LatticeWarp):
+        if path.suffix == ".safetensors" or path.suffix in CHECKPOINT_SUFFIXES:
+            raise ModelError(f"'{config.name}' is a lattice warp: it has no weights to load")
         model.weights_path = None
         return model.to(device)
     if pretrained:

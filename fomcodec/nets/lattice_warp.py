@@ -47,7 +47,7 @@ class LatticeWarpConfig(SectionConfig):
     lattice_size: int = 4  # L: L x L displacement vectors per frame
     upsampling: str = "bicubic"  # how the decoder spreads the lattice over the frame
     flow_preset: str = "ultrafast"  # DIS preset of the encoder's estimate
-    value_scale: int = 125  # default quantisation: 1 / value_scale of the half frame
+    value_scale: int = 80  # default quantisation: steps of 1 / value_scale of the half frame
     notes: str = ""
 
     def __post_init__(self) -> None:

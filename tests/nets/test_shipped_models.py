@@ -27,8 +27,9 @@ def test_sample_clip_is_a_moving_256_square(clip: np.ndarray) -> None:
     np.testing.assert_array_equal(public_domain_clip(24), clip)  # deterministic
 
 
-def test_default_model_beats_repeating_the_first_frame(clip: np.ndarray) -> None:
-    encoder = fomcodec.Encoder(device="cpu")
+@pytest.mark.parametrize("model", [None, "fomc-warp"])
+def test_default_and_fomm_models_beat_repeating_the_first_frame(clip: np.ndarray, model) -> None:
+    encoder = fomcodec.Encoder(model, device="cpu")
     stream = encoder.encode_frames(iter(clip), Fraction(FPS))
     decoded = np.concatenate(
         list(fomcodec.Decoder(encoder.model, device="cpu").decode_stream(stream))

@@ -29,7 +29,7 @@ def test_registry_lists_the_shipped_configs() -> None:
 
 
 def test_config_yaml_round_trip(tmp_path: Path) -> None:
-    config = get_config(DEFAULT_MODEL)
+    config = get_config("fomc-warp")
     path = tmp_path / "copy.yaml"
     path.write_text(yaml.safe_dump(config.to_dict()))
     again = ModelConfig.from_yaml(path)
@@ -77,4 +77,6 @@ def test_weights_for_another_architecture_are_refused(tmp_path: Path) -> None:
     model = build_model(get_config("tiny-256"))
     path = save_weights(model, tmp_path / "tiny.safetensors")
     with pytest.raises(ModelError, match="does not fit"):
-        load_model(path, config=DEFAULT_MODEL)
+        load_model(path, config="fomc-warp")
+    with pytest.raises(ModelError, match="lattice warp: it has no weights"):
+        load_model(path, config="fomc-lattice")
