@@ -29,6 +29,7 @@ from fomcodec.eval.metrics import LOWER_IS_BETTER
 
 METRICS = ("psnr-rgb", "psnr-y", "ms-ssim-rgb")
 MULTIPLES = (1, 2, 4)
+LEGACY_DEFAULT_LABEL = "q15 stride2 vs250 js10"
 
 
 def best(rows: list[dict], metric: str, budget: float, rate: str) -> dict | None:
@@ -57,7 +58,14 @@ def main() -> None:
             if row["clip"] != MEAN_CLIP and key not in seen and wanted:
                 seen.add(key)
                 rows.append(row)
-    reference, base_default = FomcPoint().label, BasePoint().label
+    base_default = BasePoint().label
+    # the encoder's default keypoint point; results from before the twelfth session named it
+    # with FOMM's default scales
+    labels = {r["config"] for r in rows if r["codec"] == "fomc"}
+    reference = next(
+        (label for label in (FomcPoint().label, LEGACY_DEFAULT_LABEL) if label in labels),
+        FomcPoint().label,
+    )
     clips = list(dict.fromkeys(r["clip"] for r in rows))
     wins = {(m, k): 0 for m in METRICS for k in MULTIPLES}
     print(f"rates: {args.rate} kbit/s; R = fomc default point '{reference}'\n")

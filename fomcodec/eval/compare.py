@@ -95,12 +95,12 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class FomcPoint:
     """One fomc rate point: source-image quality, keypoint stride and quantisation (the
-    defaults are the encoder's)."""
+    defaults are the encoder's; scales left at None are the model's and coding's own)."""
 
     quality: int = DEFAULT_QUALITY
     motion_stride: int = bs.DEFAULT_MOTION_STRIDE
-    value_scale: int = bs.DEFAULT_QUANTIZATION[bs.DEFAULT_MOTION_CODING].value_scale
-    jacobian_scale: int = bs.DEFAULT_QUANTIZATION[bs.DEFAULT_MOTION_CODING].jacobian_scale
+    value_scale: int | None = None
+    jacobian_scale: int | None = None
     coding: str = bs.DEFAULT_MOTION_CODING
     refresh_db: float = DEFAULT_REFRESH_DB or 0.0  # keyframe refresh (0: one source image)
 
@@ -120,7 +120,7 @@ class FomcPoint:
             raise ValueError(f"image quality must be in 0..100, not {self.quality}")
         if not 1 <= self.motion_stride <= 255:
             raise ValueError(f"motion stride must be in 1..255, not {self.motion_stride}")
-        QuantizationParams(self.value_scale, self.jacobian_scale)
+        QuantizationParams(self.value_scale or 1, self.jacobian_scale or 1)
         if self.coding not in bs.MOTION_CODINGS:
             raise ValueError(
                 f"motion coding must be one of {bs.MOTION_CODINGS}, not {self.coding!r}"
@@ -131,7 +131,8 @@ class FomcPoint:
     @classmethod
     def parse(cls, text: str) -> FomcPoint:
         """``"q=30,stride=2,vs=1000,js=100,coding=lzma2,refresh=2"`` (any subset; the rest
-        default; vs and js default to the coding's own; ``refresh`` in dB, 0 for none)."""
+        default; vs and js default to the model's and coding's own; ``refresh`` in dB, 0 for
+        none)."""
         values: dict[str, Any] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, sep, value = part.partition("=")
@@ -154,11 +155,13 @@ class FomcPoint:
                 values[name] = int(value)
             except ValueError:
                 raise ValueError(f"fomc point {text!r}: {key} must be an integer") from None
-        coding = values.get("coding", bs.DEFAULT_MOTION_CODING)
-        if coding in bs.DEFAULT_QUANTIZATION:
-            values.setdefault("value_scale", bs.DEFAULT_QUANTIZATION[coding].value_scale)
-            values.setdefault("jacobian_scale", bs.DEFAULT_QUANTIZATION[coding].jacobian_scale)
         return cls(**values)
+
+    def quantization(self) -> QuantizationParams | None:
+        """The scales to encode with (None: the encoder's default for the model)."""
+        if self.value_scale is None and self.jacobian_scale is None:
+            return None
+        return bs.quantization_for(self.coding, self.value_scale, self.jacobian_scale)
 
     @property
     def label(self) -> str:
@@ -166,17 +169,19 @@ class FomcPoint:
         refresh = (
             "" if self.refresh_db == (DEFAULT_REFRESH_DB or 0.0) else f" refresh{self.refresh_db:g}"
         )
-        return (
-            f"q{self.quality} stride{self.motion_stride} "
-            f"vs{self.value_scale} js{self.jacobian_scale}{coding}{refresh}"
+        scales = "".join(
+            f" {key}{value}"
+            for key, value in (("vs", self.value_scale), ("js", self.jacobian_scale))
+            if value is not None
         )
+        return f"q{self.quality} stride{self.motion_stride}{scales}{coding}{refresh}"
 
 
-#: From a still-like stream (coarse keypoints every 4th frame, a small image) to a sharp image;
-#: ``FomcPoint(quality=15)`` is the encoder's default, and the seed's LZMA2 layout at q30
-#: image quality shows what the range-coded motion saves.
+#: From a still-like stream (motion every 4th frame, a small image) to a sharp image;
+#: ``FomcPoint()`` (q15) is the encoder's default, and the seed's LZMA2 layout at q30 image
+#: quality shows what the range-coded motion saves.
 DEFAULT_FOMC_POINTS: tuple[FomcPoint, ...] = (
-    FomcPoint(quality=10, motion_stride=4, value_scale=125, jacobian_scale=10),
+    FomcPoint(quality=10, motion_stride=4),
     FomcPoint(quality=15),
     FomcPoint(quality=30),
     FomcPoint(quality=45),
@@ -437,7 +442,7 @@ def _fomc_run(
             model,
             device=device,
             image_quality=point.quality,
-            quantization=QuantizationParams(point.value_scale, point.jacobian_scale),
+            quantization=point.quantization(),
             motion_coding=point.coding,
             motion_stride=point.motion_stride,
             refresh_db=point.refresh_db or None,
@@ -496,11 +501,12 @@ def measure_clip(
     for point in settings.fomc_points:
         data, sizes, decoded, encode_s, decode_s = _fomc_run(frames, fps, point, model, device)
         payload = sizes["header"] + sizes["image"] + sizes["motion"]
+        scales = bs.unpack(data).header.quantization
         params = {
             "quality": point.quality,
             "motion_stride": point.motion_stride,
-            "value_scale": point.value_scale,
-            "jacobian_scale": point.jacobian_scale,
+            "value_scale": scales.value_scale,
+            "jacobian_scale": scales.jacobian_scale,
             "motion_coding": point.coding,
         }
         add("fomc", point.label, params, len(data), payload, decoded, encode_s, decode_s)

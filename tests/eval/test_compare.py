@@ -300,11 +300,14 @@ def test_fomc_points_name_their_motion_coding() -> None:
     from fomcodec.eval.compare import DEFAULT_FOMC_POINTS, FomcPoint
 
     seed = FomcPoint.parse("q=30,coding=lzma2")
-    assert (seed.value_scale, seed.jacobian_scale) == (10_000, 1_000)
-    assert seed.label.endswith("lzma2")
+    assert seed.quantization() is None  # the encoder's own: x10000 / x1000 for lzma2
+    assert seed.label == "q30 stride2 lzma2"
     default = FomcPoint.parse("q=30")
     assert default.coding == bs.DEFAULT_MOTION_CODING == "range"
-    assert default.value_scale == bs.DEFAULT_QUANTIZATION["range"].value_scale
+    assert default.quantization() is None and default.label == "q30 stride2"
+    coarse = FomcPoint.parse("q=30,vs=40")
+    assert coarse.quantization() == bs.quantization_for("range", 40, None)
+    assert coarse.label == "q30 stride2 vs40"
     assert {p.coding for p in DEFAULT_FOMC_POINTS} == {"range", "lzma2"}
     with pytest.raises(ValueError, match="motion coding"):
         FomcPoint.parse("q=30,coding=zip")
