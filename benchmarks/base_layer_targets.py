@@ -1,7 +1,7 @@
 """Issue #19's per-clip targets, read from a ``fomc compare`` run (its ``results.json``).
 
     python benchmarks/base_layer_targets.py RESULTS.json [MORE.json ...] [--rate file|payload]
-        [--base-from NEW.json]
+        [--base-from NEW.json] [--keypoints-from NEW.json]
 
 For every clip: ``R`` is the rate of fomc's default keypoint stream (the compare point with
 the encoder's defaults). At budgets ``R``, ``2R`` and ``4R``, and for each metric, the best
@@ -13,7 +13,9 @@ measured in the same run, and the BD-rate of all base points together against AV
 result files (same clips and frames, e.g. a second run with
 more base points and ``--no-baselines``) are read as one; a point measured twice counts once,
 from the first file. ``--base-from`` takes every ``fomc-base`` point from that file alone (a
-rerun of the base points after a decoder change), and the rest from the others.
+rerun of the base points after a decoder change), and ``--keypoints-from`` every keypoint
+(``fomc``) point, and so ``R`` (a rerun with another default model); the rest come from the
+others. The BD-rate of the keypoint points against AV1 is printed too.
 """
 
 from __future__ import annotations
@@ -46,15 +48,16 @@ def main() -> None:
     parser.add_argument("results", type=Path, nargs="+")
     parser.add_argument("--rate", choices=("payload", "file"), default="payload")
     parser.add_argument("--base-from", type=Path, help="the only source of fomc-base points")
+    parser.add_argument("--keypoints-from", type=Path, help="the only source of fomc points")
     args = parser.parse_args()
     rate = "payload_kbps" if args.rate == "payload" else "kbps"
     rows, seen = [], set()
-    sources = [(args.base_from, True)] if args.base_from else []
-    sources += [(path, args.base_from is None) for path in args.results]
-    for path, base_points in sources:
+    only = {"fomc-base": args.base_from, "fomc": args.keypoints_from}
+    sources = [path for path in only.values() if path] + args.results
+    for path in sources:
         for row in json.loads(path.read_text())["rows"]:
             key = (row["clip"], row["codec"], row["config"])
-            wanted = base_points or row["codec"] != "fomc-base"
+            wanted = only.get(row["codec"]) in (None, path)
             if row["clip"] != MEAN_CLIP and key not in seen and wanted:
                 seen.add(key)
                 rows.append(row)
@@ -113,9 +116,9 @@ def main() -> None:
     print("|---|" + "---|" * len(MULTIPLES))
     for metric in METRICS:
         print(f"| {metric} | " + " | ".join(str(wins[metric, k]) for k in MULTIPLES) + " |")
-    print("\nBD-rate of all fomc-base points together against AV1 (means over the clips):\n")
-    print("| bytes | metric | BD-rate | overlap |")
-    print("|---|---|---|---|")
+    print("\nBD-rate of all points of each fomc mode against AV1 (means over the clips):\n")
+    print("| mode | bytes | metric | BD-rate | overlap |")
+    print("|---|---|---|---|---|")
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         groups.setdefault((row["codec"], row["config"]), []).append(row)
@@ -129,11 +132,12 @@ def main() -> None:
         for (codec, _), group in groups.items()
         if len(group) == len(clips)
     ]
-    for kind in ("file", "payload"):
-        for metric in METRICS:
-            result = bd_rate(points, "av1", metric, kind, test="fomc-base")
-            value = "-" if result.value is None else f"{result.value:+.1f} %"
-            print(f"| {kind} | {metric} | {value} | {result.overlap:.0%} |")
+    for mode in ("fomc-base", "fomc"):
+        for kind in ("file", "payload"):
+            for metric in METRICS:
+                result = bd_rate(points, "av1", metric, kind, test=mode)
+                value = "-" if result.value is None else f"{result.value:+.1f} %"
+                print(f"| {mode} | {kind} | {metric} | {value} | {result.overlap:.0%} |")
     if ratios:
         print(f"\ndecoding time per frame, base point '{base_default}' against '{reference}':\n")
         print("| clip | base ms/frame | keypoint ms/frame | ratio |")

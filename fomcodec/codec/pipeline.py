@@ -347,7 +347,7 @@ class Encoder:
         return None if self.lattice else self.model.kp_detector(frames)
 
     def _start_segment(
-        self, frame: np.ndarray, kp_frame: Keypoints, index: int, coded: bool = True
+        self, frame: np.ndarray, kp_frame: Keypoints | None, index: int, coded: bool = True
     ) -> _Segment:
         """A keyframe at ``frame``; ``coded=False``: a trial one, drawn from the frame itself
         rather than its coded image (coding an AV1 image takes about half a second)."""
