@@ -315,3 +315,22 @@ def test_the_command_line_starts_without_torch() -> None:
     code = "import sys, fomcodec.cli.main; print('torch' in sys.modules, 'cv2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_the_default_model_encodes_without_weights_and_cannot_be_trained(
+    tmp_path: Path, synthetic_clip: Path
+) -> None:
+    out = tmp_path / "clip.fomc"
+    result = run("encode", str(synthetic_clip), "-o", str(out), "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    desc = json.loads(run("info", str(out), "--json").stdout)
+    assert desc["model"] == "fomc-lattice" and desc["keypoints"] == 16
+    decoded = tmp_path / "clip.mp4"
+    assert run("decode", str(out), "-o", str(decoded), "--device", "cpu").exit_code == 0
+    assert decoded.stat().st_size > 0
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    assert_clean_failure(
+        run("train", "--config", "fomc-lattice", "--data", str(clips), "--run-dir", "r"),
+        match="no weights to train",
+    )
