@@ -314,7 +314,7 @@ def compare_command(
     "--value-scale",
     type=click.IntRange(1),
     default=None,
-    help="Keypoint quantisation factor (default: the motion coding's).",
+    help="Keypoint quantisation factor (default: the model's and motion coding's).",
 )
 @click.option(
     "--jacobian-scale",

@@ -153,8 +153,8 @@ def _rate_choice(
     "--value-scale",
     type=click.IntRange(1),
     default=None,
-    help="Keypoint quantisation factor, the rate knob (default: the coding's, "
-    "250 for range, 10000 for lzma2).",
+    help="Keypoint quantisation factor, the rate knob (default: the model's and coding's: "
+    "250 for range, 10000 for lzma2; a lattice model's own with range, 80 for fomc-lattice).",
 )
 @click.option(
     "--jacobian-scale",
