@@ -120,8 +120,8 @@ class LatticeWarp(nn.Module):
     def estimate(self, frames: torch.Tensor, source: torch.Tensor) -> Keypoints:
         """The lattice motion that warps ``source`` (1, 3, H, W) towards each of ``frames``
         (B, 3, H, W), both in [0, 1]: DIS flow from the frame to the source, its median over
-        each lattice cell (robust to the flow DIS invents in flat regions: 0.3-0.5 dB better
-        than the mean on held-out clips)."""
+        each lattice cell (robust to the flow DIS invents in flat regions: 0.2-0.5 dB better
+        than the mean, models/fomc-lattice.md)."""
         flow = dis_flow(frames, source.expand(len(frames), -1, -1, -1), self.config.flow_preset)
         lattice = self.config.lattice_size
         size = self.config.image_size
@@ -138,7 +138,8 @@ class LatticeWarp(nn.Module):
 
 
 def config_hash(config: LatticeWarpConfig) -> bytes:
-    """8 bytes identifying what decodes a stream the same way (the notes do not count)."""
+    """8 bytes identifying how a stream is decoded: the name, the notes and the encoder's own
+    fields (flow preset, value scale) do not count."""
     fields = dataclasses.asdict(config)
     for ignored in ("name", "notes", "flow_preset", "value_scale"):
         fields.pop(ignored)
