@@ -114,3 +114,14 @@ def test_the_default_preset_fits_a_lattice_but_not_a_fomm_model(lattice) -> None
     assert Encoder(fomm, device="cpu").preset.name == "fast"
     with pytest.raises(ValueError, match="known: fast, medium, slow"):
         Encoder(lattice, device="cpu", preset="placebo")
+
+
+def test_frames_in_between_from_the_interpolated_lattice(lattice, frames) -> None:
+    stream = _encode(lattice, frames, motion_stride=2, refresh_db=None)
+    by_lattice = _decode(lattice, stream, inbetween="keypoints")
+    by_interpolator = _decode(lattice, stream)
+    np.testing.assert_array_equal(by_lattice[::2], by_interpolator[::2])  # the sent frames
+    repeat = np.mean([_psnr(frames[0], f) for f in frames[1::2]])
+    for decoded in (by_lattice, by_interpolator):
+        ours = np.mean([_psnr(d, f) for d, f in zip(decoded[1::2], frames[1::2], strict=True)])
+        assert ours > repeat + 4
