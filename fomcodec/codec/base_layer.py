@@ -72,10 +72,13 @@ class RatePoint:
         return f"base layer {b.size}px crf{b.crf}{rate}, q{self.image_quality}"
 
 
-#: The best base-layer points measured (PSNR against rate; keypoints were below every one of
-#: them): mean .fomc rates (kbit/s, whole file, no audio) over the first 250 frames of the
-#: seven held-out clips, ``fomc compare`` in docs/base-layer.md. Ascending in rate and quality.
+#: The best points measured (PSNR against rate): mean .fomc rates (kbit/s, whole file, no
+#: audio) over the first 250 frames of the seven held-out clips, ``fomc compare`` in
+#: docs/base-layer.md and docs/comparison.md. Ascending in rate and quality. Below the
+#: cheapest base layer rung the default model's keypoint stream (fomc-lattice, 25.6 dB) is
+#: fomc's only point; FOMM keypoint streams were below every base layer rung.
 RATE_LADDER: tuple[RatePoint, ...] = (
+    RatePoint(3.76, 15),
     RatePoint(4.23, 10, BaseLayerSettings(96, 60, 4)),
     RatePoint(5.16, 10, BaseLayerSettings(128, 60, 4)),
     RatePoint(6.57, 10, BaseLayerSettings(96, 60, 2)),

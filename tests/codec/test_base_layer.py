@@ -220,6 +220,12 @@ def test_cli_kbps_chooses_a_rung_and_refuses_what_it_sets(
         bad = runner.invoke(main, [*args, "-y", "--kbps", "5", *extra])
         assert bad.exit_code == 2 and "--kbps picks" in bad.output, extra
     assert runner.invoke(main, [*args, "-y", "--kbps", "0"]).exit_code == 2
+    cheapest = RATE_LADDER[0]  # below every base layer rung: the default keypoint stream
+    assert cheapest.base is None and cheapest.kbps < rung.kbps
+    result = runner.invoke(main, [*args, "-y", "--kbps", str(cheapest.kbps)])
+    assert result.exit_code == 0 and cheapest.label in result.output, result.output
+    info = json.loads(runner.invoke(main, ["info", str(fomc), "--json"]).output)
+    assert info["model"] == "fomc-lattice" and info["base_layer"] is None
 
 
 # --- learned fusers ----------------------------------------------------------------------
