@@ -80,6 +80,14 @@ def talking_head_frames(frames: int = 25, size: tuple[int, int] = (320, 240)) ->
     return np.stack([talking_head_frame(i, *size) for i in range(frames)])
 
 
+def two_shots(frames: int = 30) -> np.ndarray:
+    """Two shots of ``frames`` each, 256x256: the synthetic head, then (a cut) the same head
+    upside down and tinted."""
+    first = talking_head_frames(frames, (256, 256))
+    second = (first[:, ::-1] * np.array([0.5, 0.9, 1.3])).clip(0, 255).astype(np.uint8)
+    return np.concatenate([first, second])
+
+
 def synthetic_talking_head(
     path: str | Path,
     frames: int = 25,

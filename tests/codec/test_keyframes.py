@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import talking_head_frames, write_clip
+from conftest import talking_head_frames, two_shots, write_clip
 from test_codec import tiny_model
 
 from fomcodec.cli.main import main
@@ -26,13 +26,6 @@ from fomcodec.zoo import build_model, get_config, save_weights, weights_hash
 @pytest.fixture(scope="module")
 def model():
     return tiny_model()
-
-
-def two_shots(frames: int = 30) -> np.ndarray:
-    """A synthetic head, then (a cut) the same head upside down and tinted."""
-    first = talking_head_frames(frames, (256, 256))
-    second = (first[:, ::-1] * np.array([0.5, 0.9, 1.3])).clip(0, 255).astype(np.uint8)
-    return np.concatenate([first, second])
 
 
 def encode(model, frames: np.ndarray, **options) -> bs.Bitstream:

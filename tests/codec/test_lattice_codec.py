@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-from conftest import talking_head_frames
+from conftest import talking_head_frames, two_shots
 
 from fomcodec.codec import bitstream as bs
 from fomcodec.codec.pipeline import Decoder, Encoder, LatticeRenderer
@@ -89,9 +89,7 @@ def test_the_medium_preset_fits_the_lattice_to_the_frame(lattice, frames) -> Non
 
 
 def test_a_cut_gives_the_second_shot_its_own_source(lattice) -> None:
-    first = talking_head_frames(30, (256, 256))
-    second = (first[:, ::-1] * np.array([0.5, 0.9, 1.3])).clip(0, 255).astype(np.uint8)
-    frames = np.concatenate([first, second])
+    frames = two_shots()
     stream = _encode(lattice, frames, refresh_db=1.0)
     assert len(stream.source_images) >= 2
     decoded = _decode(lattice, stream)
