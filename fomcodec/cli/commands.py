@@ -229,7 +229,7 @@ def compare_command(
         import torch
 
         torch.set_num_threads(threads)
-    fomm = load_model_option(model, config, device)
+    motion_model = load_model_option(model, config, device)
     total = settings.runs_per_clip() * len(clips)
     with tqdm(
         total=total,
@@ -245,7 +245,12 @@ def compare_command(
             bar.update(1)
 
         result = compare.run(
-            clips, settings, model=fomm, device=device, progress=progress, command=_command_line()
+            clips,
+            settings,
+            model=motion_model,
+            device=device,
+            progress=progress,
+            command=_command_line(),
         )
     written = compare.write_outputs(result, out)
     if as_json:
