@@ -18,6 +18,11 @@
           ffi-flow) or from the generator driven by linearly interpolated motion
           (``"keypoints"``); ``fill=False`` keeps the sent frames only
         --> VideoWriter --> .mp4
+
+    A lattice warp (the default model, :mod:`fomcodec.nets.lattice_warp`) takes the place of
+    the keypoint detector and the generator: the encoder measures each sent frame's lattice
+    against the segment's decoded source image (and fits it, preset medium), the decoder warps
+    that source by it (:class:`LatticeRenderer`); everything else is the same.
 """
 
 from __future__ import annotations
