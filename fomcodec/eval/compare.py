@@ -431,7 +431,9 @@ def _measure(
 
 def _fomc_run(
     frames: np.ndarray, fps: Fraction, point: FomcPoint | BasePoint, model: Any, device: str
-) -> tuple[bytes, dict[str, int], np.ndarray, float, float]:
+) -> tuple[bytes, bs.StreamHeader, dict[str, int], np.ndarray, float, float]:
+    """Encode and decode ``frames`` at ``point``: the stream's bytes, its header (as read
+    back), its section sizes, the decoded frames and the encode and decode seconds."""
     from fomcodec.codec.pipeline import Decoder, Encoder
 
     started = time.perf_counter()
@@ -450,9 +452,11 @@ def _fomc_run(
     data = bs.pack(encoder.encode_frames(iter(frames), fps))
     encoded = time.perf_counter()
     decoder = Decoder(model, device=device)
-    decoded = np.concatenate(list(decoder.decode_stream(bs.unpack(data))))
+    stream = bs.unpack(data)
+    decoded = np.concatenate(list(decoder.decode_stream(stream)))
     finished = time.perf_counter()
-    return data, bs.section_sizes(data), decoded, encoded - started, finished - encoded
+    sizes = bs.section_sizes(data)
+    return data, stream.header, sizes, decoded, encoded - started, finished - encoded
 
 
 def measure_clip(
@@ -499,9 +503,11 @@ def measure_clip(
             progress(f"{clip.name}: {codec} {config}")
 
     for point in settings.fomc_points:
-        data, sizes, decoded, encode_s, decode_s = _fomc_run(frames, fps, point, model, device)
+        data, header, sizes, decoded, encode_s, decode_s = _fomc_run(
+            frames, fps, point, model, device
+        )
         payload = sizes["header"] + sizes["image"] + sizes["motion"]
-        scales = bs.unpack(data).header.quantization
+        scales = header.quantization
         params = {
             "quality": point.quality,
             "motion_stride": point.motion_stride,
@@ -511,7 +517,7 @@ def measure_clip(
         }
         add("fomc", point.label, params, len(data), payload, decoded, encode_s, decode_s)
     for base in settings.base_points:
-        data, sizes, decoded, encode_s, decode_s = _fomc_run(frames, fps, base, model, device)
+        data, _, sizes, decoded, encode_s, decode_s = _fomc_run(frames, fps, base, model, device)
         payload = sizes["header"] + sizes["image"] + sizes["base"]
         params = dataclasses.asdict(base)
         add("fomc-base", base.label, params, len(data), payload, decoded, encode_s, decode_s)
