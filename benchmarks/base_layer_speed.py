@@ -1,9 +1,11 @@
 """Decoding time per frame of the base-layer mode against the keypoint-only decoder, in one run.
 
     python benchmarks/base_layer_speed.py [--clip PATH] [--frames 250] [--threads 2] [--repeats 3]
+        [--fusers detail,fuse-fast,fuse-small]
 
-One held-out clip is encoded three ways with the encoder's defaults: keypoints (the default
-model), base layer with the ``detail`` fuser, base layer with the default learned fuser. Each
+One held-out clip is encoded with the encoder's defaults as keypoints (the default model)
+and as a base layer with each of ``--fusers`` (default: ``detail`` and the default learned
+fuser). Each
 stream is decoded with the decoder's defaults (in-between and dropped base frames from the
 frame interpolator) and with ``inbetween="keypoints"`` (keypoint streams: the generator from
 averaged keypoints; base layer streams: dropped frames blended), ``--repeats`` times, all
@@ -41,19 +43,20 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=250)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--fusers",
+        default=f"{DETAIL_FUSER},{DEFAULT_FUSER}",
+        help="comma-separated fusers of the base layer streams",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     fps = Fraction(probe_video(args.clip).fps)
     frames = np.stack(list(read_frames(args.clip, 256, max_frames=args.frames)))
-    streams = {
-        f"keypoints ({DEFAULT_MODEL})": Encoder(audio_bit_rate=None),
-        "base layer, detail fuser": Encoder(
-            base_layer=BaseLayerSettings(fuser=DETAIL_FUSER), audio_bit_rate=None
-        ),
-        f"base layer, {DEFAULT_FUSER}": Encoder(
-            base_layer=BaseLayerSettings(), audio_bit_rate=None
-        ),
-    }
+    streams = {f"keypoints ({DEFAULT_MODEL})": Encoder(audio_bit_rate=None)}
+    for fuser in args.fusers.split(","):
+        name = f"base layer, {fuser}" + (" fuser" if fuser == DETAIL_FUSER else "")
+        settings = BaseLayerSettings(fuser=fuser)
+        streams[name] = Encoder(base_layer=settings, audio_bit_rate=None)
     coded = {name: bs.pack(enc.encode_frames(iter(frames), fps)) for name, enc in streams.items()}
     data, decoders = {}, {}
     for name, packed in coded.items():

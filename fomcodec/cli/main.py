@@ -267,8 +267,8 @@ def _rate_choice(
     type=click.FloatRange(0, min_open=True),
     default=None,
     metavar="RATE",
-    help="Video rate to aim at (kbit/s): picks keypoints or a base layer, its size, CRF and "
-    "frame rate, and the source image quality from rates measured on held-out clips "
+    help="Video rate to aim at (kbit/s): picks a base layer, its size, CRF and frame rate, "
+    "and the source image quality from rates measured on held-out clips "
     "(docs/base-layer.md); a clip may land above or below.",
 )
 @click.option(

@@ -54,10 +54,12 @@ def clip_samples(
     rng: random.Random,
     synthesize: Synthesize | None = None,
     fps_divisors: tuple[int, ...] = FPS_DIVISORS,
+    flow_scale: int = 1,
 ) -> np.ndarray:
     """(M, H, W, 12) uint8 samples of one clip's (N, H, W, 3) frames, with one random base
     setting for the whole clip; the frames the base layer drops are made as the decoder makes
-    them (``synthesize``: its frame interpolator; None: blended)."""
+    them (``synthesize``: its frame interpolator; None: blended), the source warped by flow
+    measured at 1/``flow_scale`` of the size (:class:`SourceWarp`)."""
     size = frames.shape[1]
     settings = BaseLayerSettings(
         rng.choice(SIZES), rng.randint(*CRFS), rng.choice(fps_divisors), fuser="detail"
@@ -71,7 +73,7 @@ def clip_samples(
     for index, base in enumerate(bases):
         if index % KEYFRAME_EVERY == 0:
             source = decode_image(encode_image(frames[index], quality=quality))
-            warp = SourceWarp(source, settings.size, settings.size)
+            warp = SourceWarp(source, settings.size, settings.size, flow_scale)
         if index % SAMPLE_EVERY == 0 and warp is not None:
             warped, warped_low = warp.warp(base)
             parts = [to_uint8(base), to_uint8(warped), to_uint8(warped_low), frames[index]]
@@ -79,13 +81,15 @@ def clip_samples(
     return np.stack(samples)
 
 
-def sample_settings_tag(fps_divisors: tuple[int, ...] = FPS_DIVISORS) -> str:
+def sample_settings_tag(fps_divisors: tuple[int, ...] = FPS_DIVISORS, flow_scale: int = 1) -> str:
     """A short hash of the settings samples are drawn from, so cached samples made with
     other settings are not reused."""
     import hashlib
 
     text = repr((SIZES, CRFS, fps_divisors, QUALITIES, KEYFRAME_EVERY, SAMPLE_EVERY))
     text += f" dropped frames by {DEFAULT_INTERPOLATOR}"
+    if flow_scale != 1:  # the tag of samples made before the setting existed is unchanged
+        text += f" flow at 1/{flow_scale}"
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -94,16 +98,21 @@ def build_samples(
     path: Path,
     seed: int = 0,
     fps_divisors: tuple[int, ...] = FPS_DIVISORS,
+    flow_scale: int = 1,
 ) -> np.ndarray:
     """Samples of every clip (dropped base frames made by the default interpolator, as the
-    decoder makes them), made once into ``path`` (.npy) and reused."""
+    decoder makes them; flow at 1/``flow_scale``), made once into ``path`` (.npy) and
+    reused."""
     if not path.exists():
         from fomcodec.codec.frame_interpolation import MiddleFrameSynthesizer
 
         rng = random.Random(seed)
         synthesize = MiddleFrameSynthesizer(DEFAULT_INTERPOLATOR)
         samples = np.concatenate(
-            [clip_samples(np.asarray(c), rng, synthesize, fps_divisors) for c in clip_arrays]
+            [
+                clip_samples(np.asarray(c), rng, synthesize, fps_divisors, flow_scale)
+                for c in clip_arrays
+            ]
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npy")
@@ -230,6 +239,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=FuserTrainConfig.steps)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument(
+        "--lr", type=float, default=FuserTrainConfig.lr, help="peak of the one-cycle schedule"
+    )
+    parser.add_argument(
         "--fps-divisors",
         default=",".join(map(str, FPS_DIVISORS)),
         help="base frame-rate divisors drawn per clip",
@@ -245,12 +257,17 @@ def main(argv: list[str] | None = None) -> None:
         paths = build_frame_cache(clips, cache)
         arrays[part] = [np.load(p, mmap_mode="r")[: args.frames] for p in paths]
     divisors = tuple(int(d) for d in args.fps_divisors.split(","))
-    tag = f"{args.frames}-{sample_settings_tag(divisors)}"
-    samples = build_samples(arrays["train"], cache / f"fuser-train-{tag}.npy", 0, divisors)
-    validation = build_samples(arrays["validation"], cache / f"fuser-val-{tag}.npy", 1, divisors)
+    config = FuserConfig.from_yaml(args.config)
+    tag = f"{args.frames}-{sample_settings_tag(divisors, config.flow_scale)}"
+    samples = build_samples(
+        arrays["train"], cache / f"fuser-train-{tag}.npy", 0, divisors, config.flow_scale
+    )
+    validation = build_samples(
+        arrays["validation"], cache / f"fuser-val-{tag}.npy", 1, divisors, config.flow_scale
+    )
     trainer = FuserTrainer(
-        FuserConfig.from_yaml(args.config),
-        FuserTrainConfig(steps=args.steps),
+        config,
+        FuserTrainConfig(steps=args.steps, lr=args.lr),
         samples,
         np.asarray(validation),
         Path(args.run_dir),

@@ -19,6 +19,7 @@ from fomcodec.cli.main import main
 from fomcodec.codec import bitstream as bs
 from fomcodec.codec.base_layer import BaseLayerSettings
 from fomcodec.codec.base_video import BaseLayerWriter, fill_dropped, upscaled_frames
+from fomcodec.codec.fusion import to_uint8
 from fomcodec.codec.pipeline import Decoder, Encoder
 from fomcodec.errors import BitstreamError
 from fomcodec.eval.metrics import psnr_rgb
@@ -206,7 +207,7 @@ def test_cli_kbps_chooses_a_rung_and_refuses_what_it_sets(
 ) -> None:
     from fomcodec.codec.base_layer import RATE_LADDER
 
-    rung = next(p for p in RATE_LADDER if p.base is not None)
+    rung = RATE_LADDER[len(RATE_LADDER) // 2]
     runner = CliRunner()
     fomc = tmp_path / "rate.fomc"
     args = ["encode", str(synthetic_clip), "-o", str(fomc), "--frames", "6", "--no-audio"]
@@ -220,12 +221,11 @@ def test_cli_kbps_chooses_a_rung_and_refuses_what_it_sets(
         bad = runner.invoke(main, [*args, "-y", "--kbps", "5", *extra])
         assert bad.exit_code == 2 and "--kbps picks" in bad.output, extra
     assert runner.invoke(main, [*args, "-y", "--kbps", "0"]).exit_code == 2
-    cheapest = RATE_LADDER[0]  # below every base layer rung: the default keypoint stream
-    assert cheapest.base is None and cheapest.kbps < rung.kbps
-    result = runner.invoke(main, [*args, "-y", "--kbps", str(cheapest.kbps)])
+    cheapest = RATE_LADDER[0]  # below every rung: the cheapest one
+    result = runner.invoke(main, [*args, "-y", "--kbps", str(cheapest.kbps / 2)])
     assert result.exit_code == 0 and cheapest.label in result.output, result.output
     info = json.loads(runner.invoke(main, ["info", str(fomc), "--json"]).output)
-    assert info["model"] == "fomc-lattice" and info["base_layer"] is None
+    assert info["base_layer"]["width"] == cheapest.base.size
 
 
 # --- learned fusers ----------------------------------------------------------------------
@@ -266,7 +266,8 @@ def test_learned_fuser_is_named_in_the_stream_and_used(
         list(Decoder(fuser=other).decode_stream(learned))
 
 
-def test_untrained_fuser_is_the_detail_fuser(frames: np.ndarray) -> None:
+@pytest.mark.parametrize("unshuffle", [1, 4])
+def test_untrained_fuser_is_the_detail_fuser(unshuffle: int) -> None:
     import torch
 
     from fomcodec.codec.fusion import fuse_batch
@@ -274,10 +275,91 @@ def test_untrained_fuser_is_the_detail_fuser(frames: np.ndarray) -> None:
 
     rng = np.random.default_rng(0)
     base, warped, low = (rng.uniform(0, 255, (2, 16, 16, 3)).astype(np.float32) for _ in range(3))
-    network = BaseLayerFuser(FuserConfig(channels=4)).eval()
+    network = BaseLayerFuser(FuserConfig(channels=4, unshuffle=unshuffle)).eval()
     with torch.no_grad():
         learned = fuse_batch(base, warped, low, network)
     assert np.abs(learned.astype(int) - fuse_batch(base, warped, low).astype(int)).max() <= 1
+
+
+def test_block_fuser_changes_each_block_from_its_own_pixels() -> None:
+    """With ``unshuffle`` 4 the network works on 4 x 4 blocks and puts its output back in
+    place: a change at one pixel changes the output around that pixel only (its receptive
+    field, about 12 blocks), at the input's size."""
+    import torch
+
+    from fomcodec.nets.fuser import BaseLayerFuser, FuserConfig
+
+    torch.manual_seed(0)
+    network = BaseLayerFuser(FuserConfig(channels=4, unshuffle=4)).eval()
+    torch.nn.init.normal_(network.out.weight, std=0.1)
+    inputs = [torch.rand(1, 3, 256, 256) for _ in range(3)]
+    with torch.no_grad():
+        before = network(*inputs)
+        inputs[0][..., 128, 128] += 0.5
+        after = network(*inputs)
+    assert before.shape == (1, 3, 256, 256)
+    rows, cols = np.nonzero(((after - before).abs().amax((0, 1)) > 0).numpy())
+    assert len(rows) and np.abs(rows - 128).max() <= 64 and np.abs(cols - 128).max() <= 64
+
+
+@pytest.mark.parametrize("field", ["unshuffle", "flow_scale"])
+def test_fuser_config_refuses_other_scales(field: str) -> None:
+    from fomcodec.errors import ModelError
+    from fomcodec.nets.fuser import FuserConfig
+
+    with pytest.raises(ModelError, match=field):
+        FuserConfig(**{field: 3})
+
+
+@pytest.mark.parametrize("flow_scale", [1, 2])
+def test_source_warp_follows_a_moved_head(flow_scale: int) -> None:
+    """The source warped onto a frame where the head moved lands where the head is, with
+    the flow measured at the full or half size."""
+    from fomcodec.codec.fusion import SourceWarp
+
+    source = talking_head_frames(1, (256, 256))[0]
+    moved = np.roll(source, (4, -6), axis=(0, 1))
+    warp = SourceWarp(source, 128, 128, flow_scale)
+    warped, warped_low = warp.warp(moved.astype(np.float32))
+    inner = (slice(16, -16), slice(16, -16))
+    assert warped.shape == warped_low.shape == source.shape
+    still = psnr_rgb(moved[inner][None], source[inner][None])[0]
+    assert psnr_rgb(moved[inner][None], to_uint8(warped[inner])[None])[0] > still + 15
+
+
+def test_parallel_source_warp_matches_one_warp(frames: np.ndarray) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fomcodec.codec.fusion import ParallelSourceWarp, SourceWarp
+
+    bases = [f.astype(np.float32) for f in frames[1:6]]
+    single = SourceWarp(frames[0], 64, 64, 2)
+    with ThreadPoolExecutor(2) as pool:
+        parallel = ParallelSourceWarp(frames[0], 64, 64, 2, pool, workers=2).warp_batch(bases)
+    assert len(parallel) == len(bases)
+    for base, (warped, warped_low) in zip(bases, parallel, strict=True):
+        expected, expected_low = single.warp(base)
+        np.testing.assert_array_equal(warped, expected)
+        np.testing.assert_array_equal(warped_low, expected_low)
+
+
+def test_decoder_measures_flow_as_the_fuser_was_trained(
+    frames: np.ndarray, stream: bs.Bitstream, tmp_path: Path
+) -> None:
+    """A fuser's ``flow_scale`` reaches the decoder: the same weights with flow at half the
+    size decode to other (close) frames."""
+    from fomcodec.nets.fuser import BaseLayerFuser, FuserConfig
+    from fomcodec.zoo import save_fuser
+
+    outputs = []
+    for flow_scale in (1, 2):
+        network = BaseLayerFuser(FuserConfig(name="fuse-flow", channels=4, flow_scale=flow_scale))
+        path = save_fuser(network, tmp_path / f"fuse-flow-{flow_scale}.safetensors")
+        settings = dataclasses.replace(SETTINGS, fuser=str(path))
+        coded = Encoder(base_layer=settings).encode_frames(iter(frames), Fraction(25))
+        outputs.append(np.concatenate(list(Decoder(fuser=path).decode_stream(coded))))
+    assert not np.array_equal(*outputs)
+    assert psnr_rgb(*outputs).mean() > 35
 
 
 def test_fuser_training_exports_and_resumes(tmp_path: Path) -> None:

@@ -49,3 +49,17 @@ def test_default_interpolator_beats_averaging_the_two_frames(clip: np.ndarray) -
     ours = (synthesised * 255).round().byte().permute(0, 2, 3, 1).numpy()
     average = ((first.astype(np.uint16) + second + 1) // 2).astype(np.uint8)
     assert psnr_rgb(middle, ours).mean() > psnr_rgb(middle, average).mean() + 1.0
+
+
+@pytest.mark.parametrize("fuser", ["fuse-fast", "fuse-small"])
+def test_shipped_fusers_beat_the_detail_fuser(clip: np.ndarray, fuser: str) -> None:
+    from fomcodec.codec.base_layer import DETAIL_FUSER, BaseLayerSettings
+
+    psnr = {}
+    for name in (DETAIL_FUSER, fuser):
+        settings = BaseLayerSettings(size=96, crf=54, fps_divisor=2, fuser=name)
+        encoder = fomcodec.Encoder(device="cpu", base_layer=settings, audio_bit_rate=None)
+        stream = encoder.encode_frames(iter(clip), Fraction(FPS))
+        decoded = np.concatenate(list(fomcodec.Decoder(device="cpu").decode_stream(stream)))
+        psnr[name] = psnr_rgb(clip, decoded).mean()
+    assert psnr[fuser] > psnr[DETAIL_FUSER] + 0.2, psnr
