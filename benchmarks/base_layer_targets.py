@@ -1,7 +1,7 @@
 """Issue #19's per-clip targets, read from a ``fomc compare`` run (its ``results.json``).
 
     python benchmarks/base_layer_targets.py RESULTS.json [MORE.json ...] [--rate file|payload]
-        [--base-from NEW.json] [--keypoints-from NEW.json]
+        [--base-from NEW.json ...] [--keypoints-from NEW.json]
 
 For every clip: ``R`` is the rate of fomc's default keypoint stream (the compare point with
 the encoder's defaults). At budgets ``R``, ``2R`` and ``4R``, and for each metric, the best
@@ -11,11 +11,11 @@ point. A clip where no base point fits the budget counts as a loss; the same cou
 for fomc's better mode (base and keypoint points together). Also printed: decoding
 time per frame of the default base point against the default keypoint point, per clip, as
 measured in the same run, and the BD-rate of all base points together against AV1. Several
-result files (same clips and frames, e.g. a second run with
-more base points and ``--no-baselines``) are read as one; a point measured twice counts once,
-from the first file. ``--base-from`` takes every ``fomc-base`` point from that file alone (a
-rerun of the base points after a decoder change), and ``--keypoints-from`` every keypoint
-(``fomc``) point, and so ``R`` (a rerun with another default model); the rest come from the
+result files (same clips and frames, e.g. a second run with more base points and
+``--no-baselines``) are read as one; a point measured twice counts once, from the first file.
+``--base-from`` (repeatable) takes every ``fomc-base`` point from those files alone (reruns of
+the base points after a decoder change), and ``--keypoints-from`` every keypoint (``fomc``)
+point, and so ``R`` (a rerun with another default model); the rest come from the
 others. The BD-rate of the keypoint points against AV1 is printed too.
 """
 
@@ -61,17 +61,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, nargs="+")
     parser.add_argument("--rate", choices=("payload", "file"), default="payload")
-    parser.add_argument("--base-from", type=Path, help="the only source of fomc-base points")
+    parser.add_argument(
+        "--base-from",
+        type=Path,
+        action="append",
+        default=[],
+        help="the only source of fomc-base points (repeatable)",
+    )
     parser.add_argument("--keypoints-from", type=Path, help="the only source of fomc points")
     args = parser.parse_args()
     rate = "payload_kbps" if args.rate == "payload" else "kbps"
     rows, seen = [], set()
-    only = {"fomc-base": args.base_from, "fomc": args.keypoints_from}
-    sources = [path for path in only.values() if path] + args.results
+    only = {
+        "fomc-base": args.base_from,
+        "fomc": [args.keypoints_from] if args.keypoints_from else [],
+    }
+    sources = [path for paths in only.values() for path in paths] + args.results
     for path in sources:
         for row in json.loads(path.read_text())["rows"]:
             key = (row["clip"], row["codec"], row["config"])
-            wanted = only.get(row["codec"]) in (None, path)
+            wanted = not only.get(row["codec"]) or path in only[row["codec"]]
             if row["clip"] != MEAN_CLIP and key not in seen and wanted:
                 seen.add(key)
                 rows.append(row)

@@ -75,18 +75,20 @@ class RatePoint:
 #: The best points measured (PSNR against rate): mean .fomc rates (kbit/s, whole file, no
 #: audio) over the first 250 frames of the seven held-out clips with the default fuser,
 #: ``fomc compare`` in docs/base-layer.md (docs/comparison/fuse-fast/). Ascending in rate and
-#: quality. The default keypoint stream (fomc-lattice, 3.76 kbit/s and 25.6 dB on the same
-#: clips) is below the 3.43 kbit/s rung in quality at more bits, so it is no rung; it stays
-#: the cheaper stream on calm clips (1.8 kbit/s on the calmest), where plain ``fomc encode``
-#: makes it.
+#: quality. Below 7 kbit/s the cheapest source image (q1) is the better use of bits: q10 adds
+#: about 0.1 dB for 0.23 kbit/s, AV1 at a lower CRF about 0.4. The default keypoint stream
+#: (fomc-lattice, 3.76 kbit/s and 25.6 dB on the same clips) is below the 3.20 kbit/s rung in
+#: quality at more bits, so it is no rung; it stays the cheaper stream on calm clips (1.8
+#: kbit/s on the calmest), where plain ``fomc encode`` makes it.
 RATE_LADDER: tuple[RatePoint, ...] = (
-    RatePoint(3.01, 10, BaseLayerSettings(64, 63, 4)),
-    RatePoint(3.43, 10, BaseLayerSettings(96, 63, 4)),
-    RatePoint(3.83, 10, BaseLayerSettings(64, 57, 4)),
-    RatePoint(4.23, 10, BaseLayerSettings(96, 60, 4)),
-    RatePoint(5.15, 10, BaseLayerSettings(128, 60, 4)),
-    RatePoint(6.57, 10, BaseLayerSettings(96, 60, 2)),
-    RatePoint(7.17, 10, BaseLayerSettings(128, 54, 4)),
+    RatePoint(2.78, 1, BaseLayerSettings(64, 63, 4)),
+    RatePoint(3.20, 1, BaseLayerSettings(96, 63, 4)),
+    RatePoint(3.60, 1, BaseLayerSettings(64, 57, 4)),
+    RatePoint(4.00, 1, BaseLayerSettings(96, 60, 4)),
+    RatePoint(4.62, 1, BaseLayerSettings(96, 57, 4)),
+    RatePoint(4.93, 1, BaseLayerSettings(128, 60, 4)),
+    RatePoint(6.00, 5, BaseLayerSettings(128, 57, 4)),
+    RatePoint(6.94, 1, BaseLayerSettings(128, 54, 4)),
     RatePoint(9.08, 15, BaseLayerSettings(128, 48, 4)),
     RatePoint(9.74, 15, BaseLayerSettings(128, 57, 2)),
     RatePoint(12.58, 15, BaseLayerSettings(128, 51, 2)),
