@@ -252,7 +252,8 @@ def _rate_choice(
     type=click.Choice([str(k) for k in FPS_DIVISORS]),
     default=str(DEFAULT_FPS_DIVISOR),
     show_default=True,
-    help="Code every N-th frame in the base layer; the decoder blends the ones between.",
+    help="Code every N-th frame in the base layer; the decoder makes the ones between with "
+    "the frame interpolator (N a power of two) or blends them.",
 )
 @click.option(
     "--fuser",

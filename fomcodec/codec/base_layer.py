@@ -13,7 +13,9 @@ from dataclasses import dataclass
 #: SVT-AV1's preset for the base layer (0 slowest .. 13 fastest); 64x64 frames code fast.
 BASE_PRESET = "4"
 CRF_RANGE = (1, 63)
-FPS_DIVISORS = (1, 2, 3, 4)
+#: Frame-rate divisors of the base layer; the decoder interpolates the frames a power of two
+#: drops and blends the others (:mod:`fomcodec.codec.fusion`).
+FPS_DIVISORS = (1, 2, 3, 4, 8)
 MIN_BASE_SIZE = 16
 #: 128 pixels at a quarter of the frame rate: where AV1 itself is best below 10 kbit/s, and
 #: fomc-base's best at about 7 kbit/s (docs/base-layer.md).
@@ -76,15 +78,18 @@ class RatePoint:
 #: audio) over the first 250 frames of the seven held-out clips with the default fuser,
 #: ``fomc compare`` in docs/base-layer.md (docs/comparison/fuse-fast/). Ascending in rate and
 #: quality. Below 7 kbit/s the cheapest source image (q1) is the better use of bits: q10 adds
-#: about 0.1 dB for 0.23 kbit/s, AV1 at a lower CRF about 0.4. The default keypoint stream
-#: (fomc-lattice, 3.76 kbit/s and 25.6 dB on the same clips) is below the 3.20 kbit/s rung in
-#: quality at more bits, so it is no rung; it stays the cheaper stream on calm clips (1.8
-#: kbit/s on the calmest), where plain ``fomc encode`` makes it.
+#: about 0.1 dB for 0.23 kbit/s, AV1 at a lower CRF about 0.4; below 4 kbit/s an eighth of
+#: the frame rate (the decoder interpolates seven frames of eight) beats a quarter. The
+#: default keypoint stream (fomc-lattice, 3.76 kbit/s and 25.6 dB on the same clips) is below
+#: the 2.46 kbit/s rung in quality at more bits, so it is no rung; it stays the cheaper stream
+#: on the calmest clip (1.8 kbit/s), where plain ``fomc encode`` makes it.
 RATE_LADDER: tuple[RatePoint, ...] = (
-    RatePoint(2.78, 1, BaseLayerSettings(64, 63, 4)),
-    RatePoint(3.20, 1, BaseLayerSettings(96, 63, 4)),
+    RatePoint(2.46, 1, BaseLayerSettings(64, 57, 8)),
+    RatePoint(2.72, 1, BaseLayerSettings(96, 60, 8)),
+    RatePoint(3.11, 1, BaseLayerSettings(96, 57, 8)),
     RatePoint(3.60, 1, BaseLayerSettings(64, 57, 4)),
-    RatePoint(4.00, 1, BaseLayerSettings(96, 60, 4)),
+    RatePoint(3.88, 1, BaseLayerSettings(96, 51, 8)),
+    RatePoint(3.97, 1, BaseLayerSettings(128, 57, 8)),
     RatePoint(4.62, 1, BaseLayerSettings(96, 57, 4)),
     RatePoint(4.93, 1, BaseLayerSettings(128, 60, 4)),
     RatePoint(6.00, 5, BaseLayerSettings(128, 57, 4)),

@@ -73,6 +73,23 @@ def test_dropped_base_frames_come_from_the_interpolator(
     assert ours > psnr_rgb(frames[~coded], blended[~coded]).mean()
 
 
+def test_eighth_rate_base_layer_interpolates_seven_frames_of_eight(frames: np.ndarray) -> None:
+    settings = dataclasses.replace(SETTINGS, fps_divisor=8)
+    stream = Encoder(base_layer=settings, audio_bit_rate=None).encode_frames(
+        iter(frames[:17]), Fraction(25)
+    )
+    assert stream.base.frame_count == 3  # frames 0, 8 and 16
+    interpolated = np.concatenate(list(Decoder(device="cpu").decode_stream(stream)))
+    blended = np.concatenate(
+        list(Decoder(device="cpu", inbetween="keypoints").decode_stream(stream))
+    )
+    assert interpolated.shape == blended.shape == frames[:17].shape
+    dropped = np.arange(17) % 8 != 0
+    np.testing.assert_array_equal(interpolated[~dropped], blended[~dropped])
+    pairs = zip(interpolated[dropped], blended[dropped], strict=True)
+    assert all(not np.array_equal(ours, blend) for ours, blend in pairs)
+
+
 def test_full_rate_base_layer_loads_no_interpolator(frames: np.ndarray) -> None:
     full_rate = dataclasses.replace(SETTINGS, fps_divisor=1)
     stream = Encoder(base_layer=full_rate, audio_bit_rate=None).encode_frames(
