@@ -268,7 +268,7 @@ def load_model(
         if config is None:
             config = entry.config_path
         weights = entry.weights_path
-    if not isinstance(config, ModelConfig | LatticeWarpConfig):
+    if not isinstance(config, MotionModelConfig):
         config = get_config(config)
     model = build_model(config)
     if isinstance(model, LatticeWarp):

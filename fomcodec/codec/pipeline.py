@@ -83,7 +83,7 @@ DEFAULT_INBETWEEN = "interpolator"
 
 
 def _resolve_model(model: ModelSpec | None, device: torch.device) -> MotionModel:
-    if isinstance(model, FOMM | LatticeWarp):
+    if isinstance(model, MotionModel):
         return model.to(device).eval()
     return load_model(DEFAULT_MODEL if model is None else model, device=device)
 
@@ -720,7 +720,7 @@ class Decoder:
             raise ValueError(f"inbetween must be one of {INBETWEEN_METHODS}, not {inbetween!r}")
         self.device = resolve_device(device)
         self._model_spec = model
-        self._model = model if isinstance(model, FOMM | LatticeWarp) else None
+        self._model = model if isinstance(model, MotionModel) else None
         self.batch_size = batch_size
         self.bf16 = bf16_supported(self.device) if bf16 is None else bf16
         self.fill = fill

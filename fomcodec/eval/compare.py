@@ -701,10 +701,8 @@ def run(
 ) -> CompareResult:
     """Run the whole comparison on ``clips``; ``model`` is a name, path or loaded model
     (None: the default model)."""
-    from fomcodec.nets.fomm import FOMM
-    from fomcodec.nets.lattice_warp import LatticeWarp
     from fomcodec.runtime import resolve_device
-    from fomcodec.zoo import DEFAULT_MODEL, load_model
+    from fomcodec.zoo import DEFAULT_MODEL, MotionModel, load_model
 
     settings = settings or CompareSettings()
     if not clips:
@@ -725,7 +723,7 @@ def run(
             "(pip install 'fomcodec[landmarks]')"
         )
         settings = dataclasses.replace(settings, akd=False)
-    if isinstance(model, FOMM | LatticeWarp):
+    if isinstance(model, MotionModel):
         motion_model = model.to(resolve_device(device)).eval()
     else:
         motion_model = load_model(
