@@ -88,9 +88,10 @@ def _command_line() -> str:
     "--base-point",
     "base_points",
     multiple=True,
-    metavar="q=N,size=N,crf=N,fps=N,fuser=NAME",
+    metavar="q=N,size=N,crf=N,fps=N,fuser=NAME,adapt=DB",
     help="A rate point of the AV1 base layer mode (repeatable): source image quality, base "
-    "layer size, SVT-AV1 CRF, frame-rate divisor, fuser (a learned fuser's name or 'detail'). "
+    "layer size, SVT-AV1 CRF, frame-rate divisor, fuser (a learned fuser's name or 'detail'), "
+    "adaptive frame rate (fomc encode --base-adapt-db). "
     "Default: the rungs of 'fomc encode --kbps', 96px crf60 /4 to 128px crf42.",
 )
 @click.option("--no-base-layer", is_flag=True, help="Leave the base layer mode out.")

@@ -99,7 +99,14 @@ def main() -> None:
 
 
 #: Options ``--kbps`` sets itself.
-_RATE_CHOSEN = ("quality", "base_layer", "base_size", "base_crf", "base_fps_divisor")
+_RATE_CHOSEN = (
+    "quality",
+    "base_layer",
+    "base_size",
+    "base_crf",
+    "base_fps_divisor",
+    "base_adapt_db",
+)
 
 
 def _rate_choice(
@@ -256,6 +263,16 @@ def _rate_choice(
     "the frame interpolator (N a power of two) or blends them.",
 )
 @click.option(
+    "--base-adapt-db",
+    type=click.FloatRange(0, 100, min_open=True, max_open=True),
+    default=None,
+    metavar="DB",
+    help="Keep the base layer's quality near DB dB by its frame rate: every 32 frames, drop "
+    "the most frames (up to --base-fps-divisor, a power of two) that leave the segment, "
+    "trial-coded and interpolated as the decoder will make it, at DB dB PSNR or better (at "
+    "the base size). Hard segments get more frames, still ones fewer.",
+)
+@click.option(
     "--fuser",
     default=DEFAULT_FUSER,
     show_default=True,
@@ -312,6 +329,7 @@ def encode(
     base_size: int,
     base_crf: int,
     base_fps_divisor: str,
+    base_adapt_db: float | None,
     fuser: str,
     kbps: float | None,
     max_frames: int | None,
@@ -330,11 +348,11 @@ def encode(
     if kbps is not None:
         quality, base = _rate_choice(ctx, kbps, fuser, quiet)
     elif base_layer == "av1":
-        base = BaseLayerSettings(base_size, base_crf, int(base_fps_divisor), fuser)
+        base = BaseLayerSettings(base_size, base_crf, int(base_fps_divisor), fuser, base_adapt_db)
         try:
             base.check(BASE_FRAME_SIZE)
         except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--base-size") from None
+            raise click.UsageError(str(exc)) from None
     dst = Path(output) if output else _default_output(src, ".fomc")
     check_output_path(dst, overwrite)
     info = probe_video(src)
@@ -852,6 +870,11 @@ def stream_description(path: str) -> dict[str, Any]:
             "width": stream.base.width,
             "height": stream.base.height,
             "fps_divisor": stream.base.fps_divisor,
+            "segment_frames": stream.base.segment_frames or None,
+            "segments_by_divisor": {
+                str(k): stream.base.segment_divisors.count(k)
+                for k in sorted(set(stream.base.segment_divisors))
+            },
             "frames": stream.base.frame_count,
             "packets": len(stream.base.packets),
         },
@@ -888,9 +911,15 @@ def info(src: str, as_json: bool) -> None:
             if base["fuser"] == "learned"
             else "the 'detail' fuser"
         )
+        rate = _every_nth(base["fps_divisor"])
+        if base["segment_frames"]:
+            counts = ", ".join(
+                f"{_every_nth(int(k))} in {n}" for k, n in base["segments_by_divisor"].items()
+            )
+            rate = f"frame rate per segment of {base['segment_frames']} frames ({counts})"
         lines.append(
             f"  base:    {base['codec']} {base['width']}x{base['height']}, "
-            f"{_every_nth(base['fps_divisor'])}, {base['frames']} frames, fused by {fuser}"
+            f"{rate}, {base['frames']} frames, fused by {fuser}"
         )
     else:
         lines += [

@@ -22,6 +22,9 @@ MIN_BASE_SIZE = 16
 DEFAULT_BASE_SIZE = 128
 DEFAULT_BASE_CRF = 54
 DEFAULT_FPS_DIVISOR = 4
+#: Frames per segment of an adaptive frame rate base layer: each segment codes every k-th of
+#: its frames, k a power of two dividing it (so the gap into the next segment is k too).
+ADAPTIVE_SEGMENT_FRAMES = 32
 #: The fuser without a network (``--fuser detail``); any other name is a learned fuser
 #: (:mod:`fomcodec.nets.fuser`), named in the stream's header like a model.
 DETAIL_FUSER = "detail"
@@ -36,12 +39,19 @@ BASE_LAYER_MODEL_NAME = "base-layer"
 class BaseLayerSettings:
     """How the encoder codes the base layer: ``size`` (even, square side in pixels), SVT-AV1
     ``crf`` and ``fps_divisor`` k (every k-th frame is coded), and the fuser the decoder is
-    to use (:data:`DETAIL_FUSER`, or a learned fuser's name or weights path)."""
+    to use (:data:`DETAIL_FUSER`, or a learned fuser's name or weights path).
+
+    ``adapt_db`` (None: off) makes the frame rate adaptive, for an even quality: each segment
+    of :data:`ADAPTIVE_SEGMENT_FRAMES` frames drops the most frames (k up to ``fps_divisor``,
+    a power of two) that leave it at ``adapt_db`` dB PSNR or better at the base size, as a
+    trial coding and the decoder's frame interpolator make it
+    (:func:`fomcodec.codec.base_video.segment_divisor`)."""
 
     size: int = DEFAULT_BASE_SIZE
     crf: int = DEFAULT_BASE_CRF
     fps_divisor: int = DEFAULT_FPS_DIVISOR
     fuser: str = DEFAULT_FUSER
+    adapt_db: float | None = None
 
     def check(self, frame_size: int) -> None:
         """Raise ValueError unless these settings fit frames of ``frame_size`` pixels."""
@@ -53,6 +63,13 @@ class BaseLayerSettings:
             raise ValueError(f"base CRF must be in {CRF_RANGE[0]}..{CRF_RANGE[1]}")
         if self.fps_divisor not in FPS_DIVISORS:
             raise ValueError(f"base frame-rate divisor must be one of {FPS_DIVISORS}")
+        if self.adapt_db is not None:
+            if self.fps_divisor & (self.fps_divisor - 1):
+                raise ValueError(
+                    f"an adaptive frame rate needs a power-of-two divisor, not {self.fps_divisor}"
+                )
+            if not 0 < self.adapt_db < 100:
+                raise ValueError(f"adapt_db must be in (0, 100) dB, not {self.adapt_db}")
 
 
 @dataclass(frozen=True)
@@ -71,6 +88,8 @@ class RatePoint:
             return f"keypoints, q{self.image_quality}"
         b = self.base
         rate = f", 1/{b.fps_divisor} frame rate" if b.fps_divisor > 1 else ""
+        if b.adapt_db is not None:
+            rate = f", adaptive frame rate (1/{b.fps_divisor} at most, {b.adapt_db:g} dB)"
         return f"base layer {b.size}px crf{b.crf}{rate}, q{self.image_quality}"
 
 

@@ -11,18 +11,29 @@ and decoded back to one upscaled frame per output frame.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import cv2
 import numpy as np
 
-from fomcodec.codec.base_layer import BASE_PRESET, DETAIL_FUSER, BaseLayerSettings
+from fomcodec.codec.base_layer import (
+    ADAPTIVE_SEGMENT_FRAMES,
+    BASE_PRESET,
+    DETAIL_FUSER,
+    BaseLayerSettings,
+)
 from fomcodec.codec.bitstream import BaseLayer
 from fomcodec.errors import BitstreamError, FomcError
 from fomcodec.runtime import ordinary_scheduling
+
+if TYPE_CHECKING:
+    import torch
+
+    from fomcodec.codec.frame_interpolation import Synthesize
 
 BASE_ENCODER, BASE_DECODER = "libsvtav1", "libdav1d"
 
@@ -41,62 +52,199 @@ def upscale(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_LANCZOS4)
 
 
+def _midpoint(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    return (first + second) / 2
+
+
+def _open_encoder(size: int, crf: int, rate: Fraction, threads: int) -> Any:
+    """An SVT-AV1 encoder for ``size`` x ``size`` frames as the base layer codes them."""
+    context: Any = av.CodecContext.create(BASE_ENCODER, "w")
+    context.width = context.height = size
+    context.pix_fmt = "yuv420p"
+    context.time_base = 1 / rate
+    context.framerate = rate
+    context.colorspace = av.video.reformatter.Colorspace.ITU601
+    context.color_range = av.video.reformatter.ColorRange.MPEG
+    context.options = {
+        "crf": str(crf),
+        "preset": BASE_PRESET,
+        # one keyframe, then intra frames only where SVT-AV1 sees a scene change
+        "svtav1-params": f"keyint=-1:scd=1:lp={threads}",
+    }
+    with ordinary_scheduling():
+        context.open()
+    return context
+
+
+def _to_yuv(small: np.ndarray, pts: int) -> av.VideoFrame:
+    video = av.VideoFrame.from_ndarray(np.ascontiguousarray(small), format="rgb24")
+    video = video.reformat(format="yuv420p")
+    video.pts = pts
+    return video
+
+
+def trial_code(frames: Sequence[np.ndarray], crf: int) -> list[np.ndarray]:
+    """``frames`` (small RGB) coded as one short base layer sequence at ``crf`` and decoded
+    back: what the decoder would see of them, near enough."""
+    size = frames[0].shape[0]
+    context = _open_encoder(size, crf, Fraction(25), 1)
+    packets = [bytes(p) for i, f in enumerate(frames) for p in context.encode(_to_yuv(f, i))]
+    packets += [bytes(p) for p in context.encode(None)]
+    layer = BaseLayer("av1", "detail", size, size, 1, len(frames), packets)
+    return list(base_frames(layer))
+
+
+def _squared_error(original: np.ndarray, made: np.ndarray) -> float:
+    return float(np.square(original.astype(np.float32) - made.astype(np.float32)).mean())
+
+
+def segment_psnr(
+    frames: np.ndarray,
+    divisor: int,
+    crf: int,
+    previous: np.ndarray | None = None,
+    following: np.ndarray | None = None,
+    synthesize: Synthesize | None = None,
+) -> float:
+    """PSNR (dB, over all its frames) of a segment of small frames as the decoder would see
+    it at ``divisor`` (a power of two): every ``divisor``-th frame coded at ``crf`` by
+    :func:`trial_code` (after ``previous``, the last frame coded before the segment, and
+    followed by ``following``, the next segment's first frame), the frames between made from
+    the coded ones by ``synthesize`` (the middle frame, then each half) or blended linearly
+    without it; without ``following``, the frames after the last coded one hold it."""
+    import torch
+
+    from fomcodec.codec.frame_interpolation import frames_between
+
+    kept = list(frames[::divisor])
+    sequence = [*([] if previous is None else [previous]), *kept]
+    sequence += [] if following is None else [following]
+    coded = trial_code(sequence, crf)[0 if previous is None else 1 :]
+    errors = [_squared_error(frames[i * divisor], c) for i, c in enumerate(coded[: len(kept)])]
+    if divisor > 1 and len(coded) > 1:
+        anchors = torch.from_numpy(np.stack(coded)).permute(0, 3, 1, 2).float().div_(255)
+        made = frames_between(anchors[:-1], anchors[1:], divisor, synthesize or _midpoint)
+        for j, batch in enumerate(made, 1):
+            pixels = batch.mul(255).round_().clamp_(0, 255).permute(0, 2, 3, 1).numpy()
+            errors += [
+                _squared_error(frames[i * divisor + j], image)
+                for i, image in enumerate(pixels)
+                if i * divisor + j < len(frames)
+            ]
+    if following is None:
+        held = coded[len(kept) - 1]
+        errors += [
+            _squared_error(frames[i], held)
+            for i in range((len(kept) - 1) * divisor + 1, len(frames))
+        ]
+    mean = float(np.mean(errors))
+    return math.inf if mean == 0 else 10 * math.log10(255.0**2 / mean)
+
+
+def segment_divisor(
+    frames: np.ndarray,
+    largest: int,
+    min_db: float,
+    crf: int,
+    previous: np.ndarray | None = None,
+    following: np.ndarray | None = None,
+    synthesize: Synthesize | None = None,
+) -> int:
+    """The largest power-of-two divisor up to ``largest`` at which :func:`segment_psnr` is
+    ``min_db`` or better (1 when none is)."""
+    divisor = largest
+    while divisor > 1:
+        if segment_psnr(frames, divisor, crf, previous, following, synthesize) >= min_db:
+            break
+        divisor //= 2
+    return divisor
+
+
 class BaseLayerWriter:
-    """Codes every ``fps_divisor``-th frame it is given into AV1 packets, as they come."""
+    """Codes every ``fps_divisor``-th frame it is given into AV1 packets, as they come; with
+    ``settings.adapt_db``, a segment of :data:`ADAPTIVE_SEGMENT_FRAMES` at a time, at the
+    divisor :func:`segment_divisor` picks for it (dropped frames made by ``synthesize``, the
+    decoder's frame interpolator, or blended without it)."""
 
     def __init__(
-        self, settings: BaseLayerSettings, fps: Fraction, frame_size: int, threads: int = 1
+        self,
+        settings: BaseLayerSettings,
+        fps: Fraction,
+        frame_size: int,
+        threads: int = 1,
+        synthesize: Synthesize | None = None,
     ) -> None:
         settings.check(frame_size)
         if BASE_ENCODER not in av.codecs_available:
             raise FomcError(f"PyAV's FFmpeg has no {BASE_ENCODER} encoder for the base layer")
         self.settings = settings
         rate = Fraction(fps).limit_denominator(1_000_000) / settings.fps_divisor
-        context: Any = av.CodecContext.create(BASE_ENCODER, "w")
-        context.width = context.height = settings.size
-        context.pix_fmt = "yuv420p"
-        context.time_base = 1 / rate
-        context.framerate = rate
-        context.colorspace = av.video.reformatter.Colorspace.ITU601
-        context.color_range = av.video.reformatter.ColorRange.MPEG
-        context.options = {
-            "crf": str(settings.crf),
-            "preset": BASE_PRESET,
-            # one keyframe, then intra frames only where SVT-AV1 sees a scene change
-            "svtav1-params": f"keyint=-1:scd=1:lp={threads}",
-        }
-        with ordinary_scheduling():
-            context.open()
-        self._context = context
+        self._context = _open_encoder(settings.size, settings.crf, rate, threads)
         self._packets: list[bytes] = []
         self._seen = 0
         self._coded = 0
+        self._synthesize = synthesize
+        self._last_coded: np.ndarray | None = None
+        self._pending: list[np.ndarray] = []
+        self._divisors: list[int] = []
 
     def add(self, frame: np.ndarray) -> None:
-        """Offer the next (S, S, 3) uint8 RGB frame; every k-th one is coded."""
+        """Offer the next (S, S, 3) uint8 RGB frame; every k-th one is coded (with an
+        adaptive frame rate, once its segment and the next frame are in)."""
         index, self._seen = self._seen, self._seen + 1
-        if index % self.settings.fps_divisor:
+        size, min_db = self.settings.size, self.settings.adapt_db
+        if min_db is None:
+            if index % self.settings.fps_divisor == 0:
+                self._code(downscale(frame, size, size))
             return
-        small = np.ascontiguousarray(downscale(frame, self.settings.size, self.settings.size))
-        video = av.VideoFrame.from_ndarray(small, format="rgb24").reformat(format="yuv420p")
-        video.pts = self._coded
+        self._pending.append(downscale(frame, size, size))
+        if len(self._pending) > ADAPTIVE_SEGMENT_FRAMES:
+            self._code_segment(min_db)
+
+    def _code_segment(self, min_db: float) -> None:
+        """Code the first pending segment at the divisor :func:`segment_divisor` picks (the
+        next frame, if pending, is where its last dropped frames lead)."""
+        segment = np.stack(self._pending[:ADAPTIVE_SEGMENT_FRAMES])
+        following = self._pending[ADAPTIVE_SEGMENT_FRAMES:][:1]
+        divisor = segment_divisor(
+            segment,
+            self.settings.fps_divisor,
+            min_db,
+            self.settings.crf,
+            self._last_coded,
+            following[0] if following else None,
+            self._synthesize,
+        )
+        self._divisors.append(divisor)
+        for small in segment[::divisor]:
+            self._code(small)
+        del self._pending[:ADAPTIVE_SEGMENT_FRAMES]
+
+    def _code(self, small: np.ndarray) -> None:
+        self._collect(self._context.encode(_to_yuv(small, self._coded)))
         self._coded += 1
-        self._collect(self._context.encode(video))
+        self._last_coded = small
 
     def _collect(self, packets: Any) -> None:
         self._packets.extend(bytes(packet) for packet in packets)
 
     def finish(self) -> BaseLayer:
         """Flush the encoder; the coded layer."""
+        min_db = self.settings.adapt_db
+        while self._pending and min_db is not None:
+            self._code_segment(min_db)
         self._collect(self._context.encode(None))
+        adaptive = min_db is not None
         return BaseLayer(
             codec="av1",
             fuser="detail" if self.settings.fuser == DETAIL_FUSER else "learned",
             width=self.settings.size,
             height=self.settings.size,
-            fps_divisor=self.settings.fps_divisor,
+            fps_divisor=max(self._divisors) if adaptive else self.settings.fps_divisor,
             frame_count=self._coded,
             packets=self._packets,
+            segment_frames=ADAPTIVE_SEGMENT_FRAMES if adaptive else 0,
+            segment_divisors=tuple(self._divisors),
         )
 
 
@@ -135,23 +283,25 @@ def base_frames(layer: BaseLayer) -> Iterator[np.ndarray]:
         )
 
 
-def fill_dropped(frames: Iterable[np.ndarray], step: int, frame_count: int) -> Iterator[np.ndarray]:
-    """``frame_count`` float32 frames from every ``step``-th one: the frames between two
-    given ones blended linearly, those after the last given one holding it."""
+def fill_dropped(
+    frames: Iterable[np.ndarray], coded: Sequence[int], frame_count: int
+) -> Iterator[np.ndarray]:
+    """``frame_count`` float32 frames from the given ones, frames ``coded`` (ascending, from
+    0): the frames between two given ones blended linearly, those after the last given one
+    holding it."""
     previous: np.ndarray | None = None
-    produced = 0
-    for frame in frames:
+    last = -1
+    for frame, index in zip(frames, coded, strict=False):
         current = frame.astype(np.float32)
         if previous is not None:
-            for j in range(1, step):
-                yield previous + (current - previous) * (j / step)
-            produced += step - 1
+            gap = index - last
+            for j in range(1, gap):
+                yield previous + (current - previous) * (j / gap)
         yield current
-        produced += 1
-        previous = current
-    while previous is not None and produced < frame_count:
-        yield previous
-        produced += 1
+        previous, last = current, index
+    if previous is not None:
+        for _ in range(last + 1, frame_count):
+            yield previous
 
 
 def upscaled_frames(
@@ -159,4 +309,4 @@ def upscaled_frames(
 ) -> Iterator[np.ndarray]:
     """One float32 (height, width, 3) base frame per output frame (see :func:`fill_dropped`)."""
     upscaled = (upscale(small, width, height) for small in base_frames(layer))
-    return fill_dropped(upscaled, layer.fps_divisor, frame_count)
+    return fill_dropped(upscaled, layer.coded_frames(frame_count), frame_count)

@@ -11,7 +11,7 @@
       "range" (version 2, MOTA): closed-loop prediction, adaptive Laplace model, range coder
           (:mod:`fomcodec.codec.motion_coding`)
     or, instead of motion (version 4, BASE): the frames at low resolution as AV1 packets
-      (:mod:`fomcodec.codec.base_layer`)
+      (:mod:`fomcodec.codec.base_layer`); version 5: with a frame rate chosen per segment
 
 The byte-exact format is specified in ``docs/bitstream.md``. Every reading error is a
 :class:`~fomcodec.errors.BitstreamError` (or its subclass
@@ -39,10 +39,11 @@ from fomcodec.fileio import write_bytes_atomic
 MAGIC = b"FOMC"
 #: Version 1: LZMA2 motion (MOTN) only; version 2 adds range-coded motion (MOTA); version 3
 #: adds keyframes (more than one SIMG, placed by a KEYF chunk); version 4 adds the AV1 base
-#: layer (BASE) in place of motion. A stream is written with the lowest version that holds it,
-#: so ``lzma2`` streams of one source image stay version 1.
-FORMAT_VERSION = 4
-SUPPORTED_VERSIONS = (1, 2, 3, 4)
+#: layer (BASE) in place of motion; version 5, base layers whose frame rate changes per
+#: segment. A stream is written with the lowest version that holds it, so ``lzma2`` streams of
+#: one source image stay version 1.
+FORMAT_VERSION = 5
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)
 MOTION_CODINGS = ("range", "lzma2")
 DEFAULT_MOTION_CODING = "range"
 #: Quantisation each motion coding uses unless told otherwise: ``lzma2`` keeps the seed's
@@ -159,13 +160,19 @@ _FUSER_NAMES = {v: k for k, v in FUSER_IDS.items()}
 # codec id, fuser id, width, height, fps divisor, frame count, packet count
 _BASE_HEAD = struct.Struct("<BBHHBII")
 _BASE_PACKET_LENGTH = struct.Struct("<I")
+# version 5: frames per segment, segment count; then one divisor byte per segment
+_BASE_SCHEDULE_HEAD = struct.Struct("<HI")
 
 
 @dataclass
 class BaseLayer:
     """The frames at low resolution (``BASE`` chunk, version 4): every ``fps_divisor``-th
     frame, ``width`` x ``height``, as ``frame_count`` frames of coded packets in decoding
-    order, and the way the decoder fuses them with the source images (``fuser``)."""
+    order, and the way the decoder fuses them with the source images (``fuser``).
+
+    With ``segment_divisors`` (version 5) the frame rate changes per segment of
+    ``segment_frames`` frames: segment i codes every ``segment_divisors[i]``-th of its frames
+    (each divisor divides ``segment_frames``), and ``fps_divisor`` is the largest."""
 
     codec: str
     fuser: str
@@ -174,6 +181,19 @@ class BaseLayer:
     fps_divisor: int
     frame_count: int
     packets: list[bytes]
+    segment_frames: int = 0
+    segment_divisors: tuple[int, ...] = ()
+
+    def coded_frames(self, frame_count: int) -> range | list[int]:
+        """Indices of the coded frames among a stream's ``frame_count`` frames, ascending."""
+        if not self.segment_divisors:
+            return range(0, frame_count, self.fps_divisor)
+        size = self.segment_frames
+        return [
+            index
+            for i, divisor in enumerate(self.segment_divisors)
+            for index in range(i * size, min((i + 1) * size, frame_count), divisor)
+        ]
 
     def validate(self) -> None:
         """Raise ValueError unless every field is storable."""
@@ -187,6 +207,18 @@ class BaseLayer:
         _check_int("base frame_count", self.frame_count, 1, U32_MAX)
         if not self.packets or any(not p or len(p) > U32_MAX for p in self.packets):
             raise ValueError("a base layer needs packets of 1..2**32-1 bytes")
+        if self.segment_divisors or self.segment_frames:
+            _check_int("base segment_frames", self.segment_frames, 1, 2**16 - 1)
+            if not 1 <= len(self.segment_divisors) <= U32_MAX:
+                raise ValueError("an adaptive base layer needs 1..2**32-1 segment divisors")
+            for divisor in self.segment_divisors:
+                _check_int("base segment divisor", divisor, 1, 255)
+                if self.segment_frames % divisor:
+                    raise ValueError(
+                        f"segment divisor {divisor} does not divide {self.segment_frames} frames"
+                    )
+            if max(self.segment_divisors) != self.fps_divisor:
+                raise ValueError("fps_divisor must be the largest segment divisor")
 
 
 def _pack_base(layer: BaseLayer) -> bytes:
@@ -199,10 +231,13 @@ def _pack_base(layer: BaseLayer) -> bytes:
         layer.frame_count,
         len(layer.packets),
     )
+    if layer.segment_divisors:
+        head += _BASE_SCHEDULE_HEAD.pack(layer.segment_frames, len(layer.segment_divisors))
+        head += bytes(layer.segment_divisors)
     return head + b"".join(_BASE_PACKET_LENGTH.pack(len(p)) + p for p in layer.packets)
 
 
-def _unpack_base(payload: bytes) -> BaseLayer:
+def _unpack_base(payload: bytes, version: int) -> BaseLayer:
     if len(payload) < _BASE_HEAD.size:
         raise BitstreamError(f"BASE chunk of {len(payload)} bytes is shorter than its header")
     codec_id, fuser_id, width, height, divisor, frames, count = _BASE_HEAD.unpack_from(payload)
@@ -212,6 +247,17 @@ def _unpack_base(payload: bytes) -> BaseLayer:
     if fuser is None:
         raise BitstreamError(f"unknown base layer fuser id {fuser_id}")
     pos, packets = _BASE_HEAD.size, []
+    segment_frames, divisors = 0, b""
+    if version >= 5:
+        if pos + _BASE_SCHEDULE_HEAD.size > len(payload):
+            raise BitstreamError("base layer frame-rate schedule cut short")
+        segment_frames, segments = _BASE_SCHEDULE_HEAD.unpack_from(payload, pos)
+        pos += _BASE_SCHEDULE_HEAD.size
+        if pos + segments > len(payload):
+            raise BitstreamError("base layer frame-rate schedule cut short")
+        divisors, pos = payload[pos : pos + segments], pos + segments
+        if not divisors:
+            raise BitstreamError("a version 5 base layer without a frame-rate schedule")
     for _ in range(count):
         if pos + _BASE_PACKET_LENGTH.size > len(payload):
             raise BitstreamError("base layer packet length cut short")
@@ -223,7 +269,9 @@ def _unpack_base(payload: bytes) -> BaseLayer:
         pos += length
     if pos != len(payload):
         raise BitstreamError(f"{len(payload) - pos} bytes after the last base layer packet")
-    layer = BaseLayer(codec, fuser, width, height, divisor, frames, packets)
+    layer = BaseLayer(
+        codec, fuser, width, height, divisor, frames, packets, segment_frames, tuple(divisors)
+    )
     try:
         layer.validate()
     except ValueError as exc:
@@ -401,7 +449,7 @@ class Bitstream:
     def version(self) -> int:
         """The format version this stream is written with."""
         if self.base is not None:
-            return 4
+            return 5 if self.base.segment_divisors else 4
         if self.keyframes:
             return 3
         return 1 if self.motion_coding == "lzma2" else 2
@@ -471,11 +519,18 @@ class Bitstream:
                 f"base layer {layer.width}x{layer.height} is larger than the frames "
                 f"{h.width}x{h.height}"
             )
-        needed = -(-h.frame_count // layer.fps_divisor)
+        if layer.segment_divisors:
+            segments = -(-h.frame_count // layer.segment_frames)
+            if len(layer.segment_divisors) != segments:
+                raise ValueError(
+                    f"base layer has {len(layer.segment_divisors)} segment divisors, "
+                    f"{segments} segments of {layer.segment_frames} frames need one each"
+                )
+        needed = len(layer.coded_frames(h.frame_count))
         if layer.frame_count != needed:
             raise ValueError(
-                f"base layer has {layer.frame_count} frames, ceil(frame_count {h.frame_count} "
-                f"/ fps_divisor {layer.fps_divisor}) = {needed} needed"
+                f"base layer has {layer.frame_count} frames, its frame rate codes {needed} of "
+                f"frame_count {h.frame_count}"
             )
 
     def _validate_keyframes(self) -> None:
@@ -773,8 +828,10 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
                 raise BitstreamError("MOTA chunk in a version 1 stream")
             if tag == TAG_BASE and version < 4:
                 raise BitstreamError(f"BASE chunk in a version {version} stream")
-            if tag != TAG_BASE and version == 4:
-                raise BitstreamError(f"{tag.decode()} chunk in a version 4 stream (BASE expected)")
+            if tag != TAG_BASE and version >= 4:
+                raise BitstreamError(
+                    f"{tag.decode()} chunk in a version {version} stream (BASE expected)"
+                )
             motion_payload, motion_tag = payload, tag
             sizes["base" if tag == TAG_BASE else "motion"] += len(payload)
         elif tag == TAG_END:
@@ -801,7 +858,7 @@ def _parse(data: bytes) -> tuple[Bitstream, dict[str, int]]:
     motion: QuantizedMotion | None = None
     coding = "range"
     if motion_tag == TAG_BASE:
-        base = _unpack_base(motion_payload)
+        base = _unpack_base(motion_payload, version)
     elif motion_tag == TAG_MOTA:
         motion = decode_motion_range(motion_payload, header)
     else:

@@ -7,6 +7,7 @@ which doubles the frame rate of any video. Frames are (B, 3, H, W) float tensors
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -82,10 +83,15 @@ def frames_between(
 
 
 def fill_frames(
-    anchors: Iterable[torch.Tensor], stride: int, total: int, synthesize: Synthesize
+    anchors: Iterable[torch.Tensor],
+    stride: int | Iterable[int],
+    total: int,
+    synthesize: Synthesize,
 ) -> Iterator[torch.Tensor]:
     """Turn batches of anchor frames (frames 0, stride, 2*stride, ...) into batches of all
-    ``total`` frames: in-between frames synthesised, frames after the last anchor holding it."""
+    ``total`` frames: in-between frames synthesised, frames after the last anchor holding it.
+    ``stride`` may instead give the gap from each anchor to the next, in order."""
+    gaps = itertools.repeat(stride) if isinstance(stride, int) else iter(stride)
     previous: torch.Tensor | None = None
     emitted = 0
     for batch in anchors:
@@ -95,10 +101,14 @@ def fill_frames(
             starts, ends, out = batch[:-1], batch[1:], [batch[:1]]
         else:
             starts, ends, out = torch.cat([previous, batch[:-1]]), batch, []
-        if len(ends):
-            middles = frames_between(starts, ends, stride, synthesize)
-            steps = torch.stack(middles + [ends], dim=1)  # (pairs, stride, 3, H, W)
+        pair_gaps = list(itertools.islice(gaps, len(ends)))
+        first = 0
+        for gap, run in itertools.groupby(pair_gaps):
+            last = first + len(list(run))
+            middles = frames_between(starts[first:last], ends[first:last], gap, synthesize)
+            steps = torch.stack(middles + [ends[first:last]], dim=1)  # (pairs, gap, 3, H, W)
             out.append(steps.flatten(0, 1))
+            first = last
         previous = batch[-1:]
         frames = torch.cat(out)[: total - emitted]
         emitted += len(frames)

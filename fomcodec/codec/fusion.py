@@ -154,7 +154,7 @@ def interpolated_base_frames(
 ) -> Iterator[np.ndarray]:
     """One float32 (height, width, 3) base frame per output frame: the frames the encoder
     dropped made by ``synthesize`` between the decoded ones at the base size (the middle
-    one, then each half: ``layer.fps_divisor`` a power of two), then every frame upscaled as
+    one, then each half: every gap a power of two), then every frame upscaled as
     :func:`upscaled_frames` does (coded frames come out the same); frames after the last
     coded one hold it."""
     import torch
@@ -165,7 +165,8 @@ def interpolated_base_frames(
         for batch in iter_batches(base_frames(layer), 8):
             yield torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255)
 
-    for batch in fill_frames(tensors(), layer.fps_divisor, frame_count, synthesize):
+    gaps = np.diff(np.asarray(layer.coded_frames(frame_count))).tolist()
+    for batch in fill_frames(tensors(), gaps, frame_count, synthesize):
         for image in to_uint8(batch.mul(255).permute(0, 2, 3, 1).numpy()):
             yield upscale(image, width, height).astype(np.float32)
 
@@ -187,10 +188,11 @@ def decoded_base_frames(
 
 def interpolates_dropped_frames(layer: BaseLayer) -> bool:
     """Whether a frame interpolator makes the frames this base layer drops: it does when
-    there are some, and the frame-rate divisor is a power of two (middle, then halves)."""
+    there are some, and every frame-rate divisor is a power of two (middle, then halves)."""
     from fomcodec.codec.frame_interpolation import is_power_of_two
 
-    return layer.fps_divisor > 1 and is_power_of_two(layer.fps_divisor)
+    divisors = layer.segment_divisors or (layer.fps_divisor,)
+    return layer.fps_divisor > 1 and all(is_power_of_two(d) for d in divisors)
 
 
 def fused_frames(

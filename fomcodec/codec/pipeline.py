@@ -331,11 +331,15 @@ class Encoder:
         )
         self.frame_size = BASE_FRAME_SIZE if self.model is None else self.model.config.image_size
         self._fuser_identity = (BASE_LAYER_MODEL_NAME, bytes(8))
+        # an adaptive frame rate judges dropped frames as the decoder makes them
+        self._synthesize: MiddleFrameSynthesizer | None = None
         if base_layer is not None:
             base_layer.check(self.frame_size)
             if base_layer.fuser != DETAIL_FUSER:
                 fuser = load_fuser(base_layer.fuser)
                 self._fuser_identity = (fuser.model_name, fuser.weights_hash)
+            if base_layer.adapt_db is not None:
+                self._synthesize = MiddleFrameSynthesizer(device=self.device)
         self.batch_size = batch_size
         self.image_codec = image_codec
         self.image_quality = image_quality
@@ -559,7 +563,7 @@ class Encoder:
         """A base layer stream: the frames into the AV1 base layer, a source image at the
         first frame, at every shot cut and every ``max_keyframe_interval`` seconds."""
         size = self.frame_size
-        writer = BaseLayerWriter(self.base_layer, fps, size)
+        writer = BaseLayerWriter(self.base_layer, fps, size, synthesize=self._synthesize)
         forced = set(shot_starts)
         cuts, max_gap = self._keyframe_triggers(fps)
         images: list[bs.EncodedImage] = []

@@ -228,7 +228,7 @@ def encode_decode(
     encoded = time.perf_counter()
     decoded = _decode(data, len(kept))
     restored = (upscale(frame, FRAME_SIZE, FRAME_SIZE) for frame in decoded)
-    filled = fill_dropped(restored, config.fps_divisor, len(frames))
+    filled = fill_dropped(restored, range(0, len(frames), config.fps_divisor), len(frames))
     output = np.stack([np.clip(frame + 0.5, 0, 255).astype(np.uint8) for frame in filled])
     finished = time.perf_counter()
     return BaselineRun(

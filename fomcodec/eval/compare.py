@@ -193,13 +193,15 @@ DEFAULT_FOMC_POINTS: tuple[FomcPoint, ...] = (
 @dataclass(frozen=True)
 class BasePoint:
     """One rate point of fomc's base layer mode: source-image quality and the AV1 base
-    layer's size, CRF and frame-rate divisor (the defaults are the encoder's)."""
+    layer's size, CRF, frame-rate divisor and adaptive frame-rate threshold (the defaults are
+    the encoder's)."""
 
     quality: int = DEFAULT_QUALITY
     size: int = DEFAULT_BASE_SIZE
     crf: int = DEFAULT_BASE_CRF
     fps_divisor: int = DEFAULT_FPS_DIVISOR
     fuser: str = DEFAULT_FUSER
+    adapt_db: float | None = None
 
     _KEYS = {"q": "quality", "size": "size", "crf": "crf", "fps": "fps_divisor"}
 
@@ -210,21 +212,30 @@ class BasePoint:
 
     @property
     def settings(self) -> BaseLayerSettings:
-        return BaseLayerSettings(self.size, self.crf, self.fps_divisor, self.fuser)
+        return BaseLayerSettings(self.size, self.crf, self.fps_divisor, self.fuser, self.adapt_db)
 
     @classmethod
     def parse(cls, text: str) -> BasePoint:
-        """``"q=15,size=64,crf=51,fps=2,fuser=detail"`` (any subset; ``fps``: the frame-rate
-        divisor; ``fuser``: a learned fuser's name or ``detail``)."""
+        """``"q=15,size=64,crf=51,fps=2,fuser=detail,adapt=28"`` (any subset; ``fps``: the
+        frame-rate divisor, the largest with ``adapt``, the adaptive frame rate's dB;
+        ``fuser``: a learned fuser's name or ``detail``)."""
         values: dict[str, Any] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, sep, value = part.partition("=")
             if key.strip() == "fuser" and sep:
                 values["fuser"] = value.strip()
                 continue
+            if key.strip() == "adapt" and sep:
+                try:
+                    values["adapt_db"] = float(value)
+                except ValueError:
+                    raise ValueError(f"base point {text!r}: adapt must be a number") from None
+                continue
             name = cls._KEYS.get(key.strip())
             if not sep or name is None:
-                raise ValueError(f"base point {text!r}: expected q=N,size=N,crf=N,fps=N,fuser=NAME")
+                raise ValueError(
+                    f"base point {text!r}: expected q=N,size=N,crf=N,fps=N,fuser=NAME,adapt=DB"
+                )
             try:
                 values[name] = int(value)
             except ValueError:
@@ -234,6 +245,8 @@ class BasePoint:
     @property
     def label(self) -> str:
         rate = f" /{self.fps_divisor}" if self.fps_divisor > 1 else ""
+        if self.adapt_db is not None:
+            rate = f" /{self.fps_divisor} adapt{self.adapt_db:g}"
         fuser = "" if self.fuser == DEFAULT_FUSER else f" {self.fuser}"
         return f"q{self.quality} {self.size}px crf{self.crf}{rate}{fuser}"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import struct
 import zlib
@@ -18,7 +19,14 @@ from conftest import talking_head_frames
 from fomcodec.cli.main import main
 from fomcodec.codec import bitstream as bs
 from fomcodec.codec.base_layer import BaseLayerSettings
-from fomcodec.codec.base_video import BaseLayerWriter, fill_dropped, upscaled_frames
+from fomcodec.codec.base_video import (
+    BaseLayerWriter,
+    fill_dropped,
+    segment_divisor,
+    segment_psnr,
+    trial_code,
+    upscaled_frames,
+)
 from fomcodec.codec.fusion import to_uint8
 from fomcodec.codec.pipeline import Decoder, Encoder
 from fomcodec.errors import BitstreamError
@@ -123,8 +131,14 @@ def test_av1_encoding_leaves_no_thread_real_time(frames: np.ndarray) -> None:
 
 def test_fill_dropped_blends_between_and_holds_after() -> None:
     given = [np.full((2, 2, 3), v, np.uint8) for v in (0, 90, 30)]
-    out = [float(f[0, 0, 0]) for f in fill_dropped(given, 3, 9)]
+    out = [float(f[0, 0, 0]) for f in fill_dropped(given, range(0, 9, 3), 9)]
     assert out == [0, 30, 60, 90, 70, 50, 30, 30, 30]
+
+
+def test_fill_dropped_follows_uneven_gaps() -> None:
+    given = [np.full((2, 2, 3), v, np.uint8) for v in (0, 40, 50, 90)]
+    out = [float(f[0, 0, 0]) for f in fill_dropped(given, [0, 4, 5, 7], 9)]
+    assert out == [0, 10, 20, 30, 40, 50, 70, 90, 90]
 
 
 def test_cut_starts_a_source_image() -> None:
@@ -171,6 +185,99 @@ def test_packets_that_decode_to_too_few_frames_fail_clearly(stream: bs.Bitstream
         list(Decoder().decode_stream(short))
 
 
+def still_then_noise() -> np.ndarray:
+    """64 frames: still (0-32), then noise (33-63)."""
+    still = talking_head_frames(1, (256, 256))[0]
+    noise = np.random.default_rng(0).integers(0, 256, (31, 256, 256, 3), dtype=np.uint8)
+    return np.concatenate([np.repeat(still[None], 33, 0), noise])
+
+
+def flat(values: list[int]) -> np.ndarray:
+    """Flat grey 32x32 frames of the given values (AV1 codes them almost exactly)."""
+    return np.stack([np.full((32, 32, 3), v, np.uint8) for v in values])
+
+
+def test_trial_code_gives_back_what_the_decoder_sees() -> None:
+    frames = talking_head_frames(5, (64, 64))
+    coded = trial_code(list(frames), crf=20)
+    assert len(coded) == 5 and coded[0].shape == (64, 64, 3)
+    assert psnr_rgb(frames, np.stack(coded)).min() > 30
+    rough = np.stack(trial_code(list(frames), crf=63))
+    assert psnr_rgb(frames, rough).mean() < psnr_rgb(frames, np.stack(coded)).mean()
+
+
+def test_segment_psnr_measures_what_the_decoder_makes() -> None:
+    ramp = flat([8 * i for i in range(9)])
+    # a linear change blends (almost) exactly, the next segment's first frame included
+    assert segment_psnr(ramp[:8], 4, 20, following=ramp[8]) > 40
+    assert segment_divisor(ramp[:8], 8, 40, 20, following=ramp[8]) == 8
+    # without the next frame the last coded one is held: frames 5-7 miss by 8, 16, 24
+    held = 10 * math.log10(255**2 / ((8**2 + 16**2 + 24**2) / 8))
+    assert segment_psnr(ramp[:8], 4, 20) == pytest.approx(held, abs=1)
+    assert segment_divisor(ramp[:8], 8, held + 2, 20) == 2
+    assert segment_divisor(ramp[:8], 8, 200, 20) == 1
+    # a step: blending misses it, an interpolator that holds the first frame makes it
+    step = flat([0] * 8 + [100])
+    assert segment_psnr(step[:8], 8, 20, following=step[8]) < 20
+    hold = segment_psnr(step[:8], 8, 20, following=step[8], synthesize=lambda a, b: a)
+    assert hold > 40
+
+
+def test_adaptive_frame_rate_codes_motion_densely_and_stillness_sparsely() -> None:
+    frames = still_then_noise()
+    settings = dataclasses.replace(SETTINGS, fps_divisor=8, adapt_db=30)
+    stream = Encoder(base_layer=settings, audio_bit_rate=None).encode_frames(
+        iter(frames), Fraction(25)
+    )
+    layer = stream.base
+    assert layer.segment_frames == 32 and layer.segment_divisors == (8, 1)
+    coded = [0, 8, 16, 24, *range(32, 64)]
+    assert list(layer.coded_frames(len(frames))) == coded and layer.frame_count == len(coded)
+    assert stream.version == 5 and bs.unpack(bs.pack(stream)).base == layer
+    decoder = Decoder(device="cpu")
+    assert decoder.uses_interpolator(stream)
+    decoded = np.concatenate(list(decoder.decode_stream(stream)))
+    assert decoded.shape == frames.shape
+    scores = psnr_rgb(frames, decoded)
+    # the still start, made from four coded frames, is as good as its coded frames
+    assert scores[:33].min() > scores[:33:8].max() - 0.5 and scores[:33].min() > 30
+
+
+def test_adaptive_frame_rate_needs_a_power_of_two() -> None:
+    with pytest.raises(ValueError, match="power-of-two"):
+        BaseLayerSettings(fps_divisor=3, adapt_db=30).check(256)
+    with pytest.raises(ValueError, match="adapt_db"):
+        BaseLayerSettings(adapt_db=0).check(256)
+
+
+def test_frame_rate_schedule_damage_is_a_format_error() -> None:
+    frames = still_then_noise()[:40]
+    settings = dataclasses.replace(SETTINGS, fps_divisor=4, adapt_db=30)
+    stream = Encoder(base_layer=settings, audio_bit_rate=None).encode_frames(
+        iter(frames), Fraction(25)
+    )
+    layer = stream.base
+    data = bs.pack(stream)
+    head = bs._BASE_HEAD.size
+    payload = bs._pack_base(layer)
+    with pytest.raises(BitstreamError, match="schedule cut short"):
+        bs.unpack(_rechunk(data, b"BASE", payload[: head + 3]))
+    with pytest.raises(BitstreamError, match="without a frame-rate schedule"):
+        empty = payload[:head] + struct.pack("<HI", 32, 0) + payload[head + 6 + 2 :]
+        bs.unpack(_rechunk(data, b"BASE", empty))
+    odd = dataclasses.replace(layer, segment_divisors=(3, layer.segment_divisors[1]))
+    with pytest.raises(BitstreamError, match="does not divide"):
+        bs.unpack(_rechunk(data, b"BASE", bs._pack_base(odd)))
+    one = dataclasses.replace(layer, segment_divisors=layer.segment_divisors[:1])
+    with pytest.raises(BitstreamError, match="need one each"):
+        bs.unpack(_rechunk(data, b"BASE", bs._pack_base(one)))
+    with pytest.raises(BitstreamError, match="BASE chunk in a version 3"):
+        bs.unpack(data[:4] + b"\x03" + data[5:])
+    # read as version 4, the schedule is taken for packets
+    with pytest.raises(BitstreamError):
+        bs.unpack(data[:4] + b"\x04" + data[5:])
+
+
 def test_motion_and_base_layer_do_not_mix(stream: bs.Bitstream) -> None:
     from tests.codec.test_bitstream import make_stream
 
@@ -200,6 +307,21 @@ def test_cli_encode_info_decode(synthetic_clip: Path, tmp_path: Path) -> None:
     assert probe_video(mp4).frame_count == 8
     bad = runner.invoke(main, [*args[:-1], "-y", "--base-size", "47"])
     assert bad.exit_code == 2 and "even" in bad.output
+    odd = runner.invoke(
+        main, [*args[:-1], "-y", "--base-fps-divisor", "3", "--base-adapt-db", "30"]
+    )
+    assert odd.exit_code == 2 and "power-of-two divisor" in odd.output
+    adaptive = [*args, "-y", "--no-audio", "--base-adapt-db", "1"]  # any segment passes
+    result = runner.invoke(main, [*adaptive, "--base-size", "48", "--base-fps-divisor", "8"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(runner.invoke(main, ["info", str(fomc), "--json"]).output)
+    base = info["base_layer"]
+    assert info["format_version"] == 5 and base["segment_frames"] == 32
+    assert base["segments_by_divisor"] == {"8": 1} and base["frames"] == 4  # 0, 8, 16, 24
+    text = runner.invoke(main, ["info", str(fomc)]).output
+    assert "frame rate per segment of 32 frames (every 8th frame in 1)" in text
+    result = runner.invoke(main, ["decode", str(fomc), "-o", str(mp4), "-y", "--quiet"])
+    assert result.exit_code == 0 and probe_video(mp4).frame_count == 25
 
 
 def test_rate_ladder_picks_the_richest_rung_that_fits() -> None:

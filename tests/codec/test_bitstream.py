@@ -417,7 +417,7 @@ class TestDamage:
 
 
 class TestRejects:
-    @pytest.mark.parametrize("version", [0, 5, 255])
+    @pytest.mark.parametrize("version", [0, 6, 255])
     def test_wrong_version(self, packed: bytes, version: int) -> None:
         data = packed[:4] + bytes([version]) + packed[5:]
         with pytest.raises(UnsupportedVersionError, match=f"version {version}"):

@@ -64,6 +64,15 @@ def test_fill_frames_restores_every_frame_and_holds_the_tail(
     assert values(out) == expected
 
 
+@pytest.mark.parametrize("batch", [1, 2, 4])
+def test_fill_frames_follows_a_gap_per_anchor(batch: int) -> None:
+    coded = [0, 8, 16, 17, 18, 20]
+    anchors = ramp(23)[coded]
+    gaps = [b - a for a, b in zip(coded, coded[1:], strict=False)]
+    out = list(fill_frames(anchors.split(batch), gaps, 23, average))
+    assert values(out) == [float(min(i, 20)) for i in range(23)]
+
+
 def test_double_frame_rate_keeps_duration() -> None:
     out = list(double_frame_rate(ramp(5).split(2), average))
     assert values(out) == [0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4]

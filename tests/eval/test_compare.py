@@ -293,6 +293,12 @@ def test_base_point_parsing() -> None:
     assert detail.label.endswith(" detail") and "fuse" not in compare.BasePoint().label
     with pytest.raises(ValueError, match="expected"):
         compare.BasePoint.parse("crf")
+    adaptive = compare.BasePoint.parse("fps=8, adapt=28.5")
+    assert adaptive.settings.adapt_db == 28.5 and adaptive.label.endswith(" /8 adapt28.5")
+    with pytest.raises(ValueError, match="adapt must be a number"):
+        compare.BasePoint.parse("adapt=high")
+    with pytest.raises(ValueError, match="power-of-two"):
+        compare.BasePoint.parse("fps=3, adapt=30")
 
 
 def test_fomc_points_name_their_motion_coding() -> None:
