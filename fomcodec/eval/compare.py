@@ -92,6 +92,32 @@ CODEC_STYLE = {
 Progress = Callable[[str], None]
 
 
+def _parse_point(
+    text: str,
+    kind: str,
+    expected: str,
+    integers: dict[str, str],
+    strings: dict[str, str],
+    numbers: dict[str, str],
+) -> dict[str, Any]:
+    """The fields of a ``key=value,...`` rate point: each map takes a key to its field, read
+    as an integer, a string or a float; a ValueError naming the ``kind`` of point otherwise."""
+    fields: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = (x.strip() for x in part.partition("="))
+        if not sep or key not in integers | strings | numbers:
+            raise ValueError(f"{kind} point {text!r}: expected {expected}")
+        if key in strings:
+            fields[strings[key]] = value
+            continue
+        convert, what = (int, "an integer") if key in integers else (float, "a number")
+        try:
+            fields[(integers | numbers)[key]] = convert(value)
+        except ValueError:
+            raise ValueError(f"{kind} point {text!r}: {key} must be {what}") from None
+    return fields
+
+
 @dataclass(frozen=True)
 class FomcPoint:
     """One fomc rate point: source-image quality, keypoint stride and quantisation (the
@@ -133,29 +159,11 @@ class FomcPoint:
         """``"q=30,stride=2,vs=1000,js=100,coding=lzma2,refresh=2"`` (any subset; the rest
         default; vs and js default to the model's and coding's own; ``refresh`` in dB, 0 for
         none)."""
-        values: dict[str, Any] = {}
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            key, sep, value = part.partition("=")
-            if key.strip() == "coding" and sep:
-                values["coding"] = value.strip()
-                continue
-            if key.strip() == "refresh" and sep:
-                try:
-                    values["refresh_db"] = float(value)
-                except ValueError:
-                    raise ValueError(f"fomc point {text!r}: refresh must be a number") from None
-                continue
-            name = cls._KEYS.get(key.strip())
-            if not sep or name is None:
-                raise ValueError(
-                    f"fomc point {text!r}: expected q=N,stride=N,vs=N,js=N,"
-                    "coding=range|lzma2,refresh=DB"
-                )
-            try:
-                values[name] = int(value)
-            except ValueError:
-                raise ValueError(f"fomc point {text!r}: {key} must be an integer") from None
-        return cls(**values)
+        expected = "q=N,stride=N,vs=N,js=N,coding=range|lzma2,refresh=DB"
+        fields = _parse_point(
+            text, "fomc", expected, cls._KEYS, {"coding": "coding"}, {"refresh": "refresh_db"}
+        )
+        return cls(**fields)
 
     def quantization(self) -> QuantizationParams | None:
         """The scales to encode with (None: the encoder's default for the model)."""
@@ -219,28 +227,11 @@ class BasePoint:
         """``"q=15,size=64,crf=51,fps=2,fuser=detail,adapt=28"`` (any subset; ``fps``: the
         frame-rate divisor, the largest with ``adapt``, the adaptive frame rate's dB;
         ``fuser``: a learned fuser's name or ``detail``)."""
-        values: dict[str, Any] = {}
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            key, sep, value = part.partition("=")
-            if key.strip() == "fuser" and sep:
-                values["fuser"] = value.strip()
-                continue
-            if key.strip() == "adapt" and sep:
-                try:
-                    values["adapt_db"] = float(value)
-                except ValueError:
-                    raise ValueError(f"base point {text!r}: adapt must be a number") from None
-                continue
-            name = cls._KEYS.get(key.strip())
-            if not sep or name is None:
-                raise ValueError(
-                    f"base point {text!r}: expected q=N,size=N,crf=N,fps=N,fuser=NAME,adapt=DB"
-                )
-            try:
-                values[name] = int(value)
-            except ValueError:
-                raise ValueError(f"base point {text!r}: {key} must be an integer") from None
-        return cls(**values)
+        expected = "q=N,size=N,crf=N,fps=N,fuser=NAME,adapt=DB"
+        fields = _parse_point(
+            text, "base", expected, cls._KEYS, {"fuser": "fuser"}, {"adapt": "adapt_db"}
+        )
+        return cls(**fields)
 
     @property
     def label(self) -> str:
