@@ -195,6 +195,16 @@ class BaseLayer:
             for index in range(i * size, min((i + 1) * size, frame_count), divisor)
         ]
 
+    def coded_frame_count(self, frame_count: int) -> int:
+        """``len(self.coded_frames(frame_count))``, without listing them."""
+        if not self.segment_divisors:
+            return -(-frame_count // self.fps_divisor)
+        size = self.segment_frames
+        return sum(
+            -(-max(0, min(size, frame_count - i * size)) // divisor)
+            for i, divisor in enumerate(self.segment_divisors)
+        )
+
     def validate(self) -> None:
         """Raise ValueError unless every field is storable."""
         if self.codec not in BASE_CODEC_IDS:
@@ -526,7 +536,7 @@ class Bitstream:
                     f"base layer has {len(layer.segment_divisors)} segment divisors, "
                     f"{segments} segments of {layer.segment_frames} frames need one each"
                 )
-        needed = len(layer.coded_frames(h.frame_count))
+        needed = layer.coded_frame_count(h.frame_count)
         if layer.frame_count != needed:
             raise ValueError(
                 f"base layer has {layer.frame_count} frames, its frame rate codes {needed} of "

@@ -233,6 +233,8 @@ def test_adaptive_frame_rate_codes_motion_densely_and_stillness_sparsely() -> No
     assert layer.segment_frames == 32 and layer.segment_divisors == (8, 1)
     coded = [0, 8, 16, 24, *range(32, 64)]
     assert list(layer.coded_frames(len(frames))) == coded and layer.frame_count == len(coded)
+    for total in (1, 31, 32, 33, 40, 64):
+        assert layer.coded_frame_count(total) == len(layer.coded_frames(total))
     assert stream.version == 5 and bs.unpack(bs.pack(stream)).base == layer
     decoder = Decoder(device="cpu")
     assert decoder.uses_interpolator(stream)
