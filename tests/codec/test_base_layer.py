@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -11,10 +12,12 @@ import zlib
 from fractions import Fraction
 from pathlib import Path
 
+import hypothesis
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import talking_head_frames
+from hypothesis import strategies as st
 
 from fomcodec.cli.main import main
 from fomcodec.codec import bitstream as bs
@@ -278,6 +281,33 @@ def test_frame_rate_schedule_damage_is_a_format_error() -> None:
     # read as version 4, the schedule is taken for packets
     with pytest.raises(BitstreamError):
         bs.unpack(data[:4] + b"\x04" + data[5:])
+
+
+@pytest.fixture(scope="module")
+def adaptive_stream() -> bs.Bitstream:
+    settings = dataclasses.replace(SETTINGS, fps_divisor=4, adapt_db=30)
+    encoder = Encoder(base_layer=settings, audio_bit_rate=None)
+    return encoder.encode_frames(iter(still_then_noise()[:40]), Fraction(25))
+
+
+@hypothesis.settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+@hypothesis.given(st.data())
+def test_any_schedule_damage_raises_only_bitstream_error(
+    adaptive_stream: bs.Bitstream, data: st.DataObject
+) -> None:
+    data_bytes = bs.pack(adaptive_stream)
+    payload = bytearray(bs._pack_base(adaptive_stream.base))
+    head = bs._BASE_HEAD.size
+    # the schedule (frames per segment, count, divisors) and the first packet length
+    position = data.draw(st.integers(head, head + 6 + 2 + 4 - 1))
+    payload[position] = data.draw(st.integers(0, 255))
+    with contextlib.suppress(BitstreamError):  # anything else escaping fails the test
+        again = bs.unpack(_rechunk(data_bytes, b"BASE", bytes(payload)))
+        assert len(again.base.segment_divisors) == 2
 
 
 def test_motion_and_base_layer_do_not_mix(stream: bs.Bitstream) -> None:
