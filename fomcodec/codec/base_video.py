@@ -94,10 +94,6 @@ def trial_code(frames: Sequence[np.ndarray], crf: int) -> list[np.ndarray]:
     return list(base_frames(layer))
 
 
-def _squared_error(original: np.ndarray, made: np.ndarray) -> float:
-    return float(np.square(original.astype(np.float32) - made.astype(np.float32)).mean())
-
-
 def segment_psnr(
     frames: np.ndarray,
     divisor: int,
@@ -109,35 +105,21 @@ def segment_psnr(
     """PSNR (dB, over all its frames) of a segment of small frames as the decoder would see
     it at ``divisor`` (a power of two): every ``divisor``-th frame coded at ``crf`` by
     :func:`trial_code` (after ``previous``, the last frame coded before the segment, and
-    followed by ``following``, the next segment's first frame), the frames between made from
-    the coded ones by ``synthesize`` (the middle frame, then each half) or blended linearly
-    without it; without ``following``, the frames after the last coded one hold it."""
+    followed by ``following``, the next segment's first frame), the frames between filled
+    from the coded ones as the decoder fills them (``fill_frames``: by ``synthesize``, or
+    blended linearly without it); without ``following``, the frames after the last coded one
+    hold it."""
     import torch
 
-    from fomcodec.codec.frame_interpolation import frames_between
+    from fomcodec.codec.frame_interpolation import fill_frames
 
-    kept = list(frames[::divisor])
-    sequence = [*([] if previous is None else [previous]), *kept]
+    sequence = [*([] if previous is None else [previous]), *frames[::divisor]]
     sequence += [] if following is None else [following]
     coded = trial_code(sequence, crf)[0 if previous is None else 1 :]
-    errors = [_squared_error(frames[i * divisor], c) for i, c in enumerate(coded[: len(kept)])]
-    if divisor > 1 and len(coded) > 1:
-        anchors = torch.from_numpy(np.stack(coded)).permute(0, 3, 1, 2).float().div_(255)
-        made = frames_between(anchors[:-1], anchors[1:], divisor, synthesize or _midpoint)
-        for j, batch in enumerate(made, 1):
-            pixels = batch.mul(255).round_().clamp_(0, 255).permute(0, 2, 3, 1).numpy()
-            errors += [
-                _squared_error(frames[i * divisor + j], image)
-                for i, image in enumerate(pixels)
-                if i * divisor + j < len(frames)
-            ]
-    if following is None:
-        held = coded[len(kept) - 1]
-        errors += [
-            _squared_error(frames[i], held)
-            for i in range((len(kept) - 1) * divisor + 1, len(frames))
-        ]
-    mean = float(np.mean(errors))
+    anchors = torch.from_numpy(np.stack(coded)).permute(0, 3, 1, 2).float().div_(255)
+    made = torch.cat(list(fill_frames([anchors], divisor, len(frames), synthesize or _midpoint)))
+    pixels = made.mul_(255).round_().clamp_(0, 255).permute(0, 2, 3, 1).numpy()
+    mean = float(np.square(frames.astype(np.float32) - pixels).mean())
     return math.inf if mean == 0 else 10 * math.log10(255.0**2 / mean)
 
 
